@@ -1,0 +1,29 @@
+# Two entry points for a fresh machine:  `make demo`  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+ARGS   ?=
+
+.PHONY: demo test test-all bench install
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# Main job. Until the bundled ARGenSeg model lands this is the VQ-VAE round trip of a
+# bundled mask (random weights unless ARGS="--checkpoint vae_ch160v4096z32.pth").
+demo: install
+	$(VENV)/bin/argenseg vae-roundtrip --out out/demo_reconstruction.png $(ARGS)
+
+test: install
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
+
+test-all: install
+	$(PY) -m pytest -q $(ARGS)
+
+bench: install
+	$(PY) benchmarks/vqvae_bench.py $(ARGS)

@@ -1,0 +1,56 @@
+"""Parsing of `get_config(arg)` strings and loading config files by name or path.
+
+`arg` is `key=value,key=value`; values are cast to the type of the default, and lists
+use `+` as separator (`patch_nums=1+2+4`). Unknown keys are refused with the valid ones.
+"""
+
+import importlib.util
+import pathlib
+from typing import Any
+
+import ml_collections
+
+CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / 'configs'
+
+
+def _cast(key: str, text: str, default: Any) -> Any:
+  try:
+    if isinstance(default, bool):
+      if text.lower() not in ('true', 'false', '1', '0'):
+        raise ValueError(text)
+      return text.lower() in ('true', '1')
+    if isinstance(default, (tuple, list)):
+      return tuple(type(default[0])(v) for v in text.split('+'))
+    return type(default)(text)
+  except ValueError:
+    raise ValueError(f'config arg {key}={text!r}: expected a value like '
+                     f'{default!r}') from None
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+  """`parse_arg('variant=tiny', variant='real', res=256)` -> ConfigDict of all keys."""
+  out = dict(defaults)
+  for item in filter(None, (arg or '').split(',')):
+    key, sep, value = item.partition('=')
+    if not sep:
+      raise ValueError(f'config arg {item!r} must look like key=value.')
+    if key not in defaults:
+      raise ValueError(f'unknown config arg {key!r}; valid: {", ".join(defaults)}.')
+    out[key] = _cast(key, value, defaults[key])
+  return ml_collections.ConfigDict(out)
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """Loads `NAME[:ARG]` (a file in `configs/`) or `PATH.py[:ARG]` via its `get_config`."""
+  name, _, arg = spec.partition(':')
+  path = pathlib.Path(name)
+  if path.suffix != '.py':
+    path = CONFIG_DIR / f'{name}.py'
+  if not path.is_file():
+    known = sorted(p.stem for p in CONFIG_DIR.glob('*.py'))
+    raise FileNotFoundError(f'config {name!r} not found at {path}; known configs: '
+                            f'{", ".join(known)} (or give a path to a .py file).')
+  module_spec = importlib.util.spec_from_file_location(f'_config_{path.stem}', path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)

@@ -1,0 +1,66 @@
+"""Safe image reading and writing (host side, numpy + PIL)."""
+
+import pathlib
+import warnings
+
+import numpy as np
+from PIL import Image
+
+# Refuse images over this many pixels (PIL's own bomb check is only a warning below 2x).
+MAX_PIXELS = 8192 * 8192
+
+
+class ImageError(ValueError):
+  """An image that cannot be used; the message names the file and the problem."""
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+  """Any PIL mode -> 8-bit RGB: grey/palette/CMYK via PIL, alpha dropped, 16/32-bit
+  integer and float images rescaled from their full range rather than clipped."""
+  if img.mode in ('I;16', 'I;16B', 'I;16L', 'I;16N'):
+    grey = (np.asarray(img, dtype=np.uint32) >> 8).astype(np.uint8)
+    return Image.fromarray(grey, 'L').convert('RGB')
+  if img.mode in ('I', 'F'):
+    arr = np.asarray(img, dtype=np.float64)
+    top = 1.0 if img.mode == 'F' and arr.max(initial=0) <= 1.0 else 65535.0
+    return Image.fromarray(np.clip(arr / top * 255, 0, 255).astype(np.uint8), 'L').convert('RGB')
+  if img.mode in ('RGBA', 'LA', 'PA') or (img.mode == 'P' and 'transparency' in img.info):
+    return img.convert('RGBA').convert('RGB')
+  return img.convert('RGB')
+
+
+def read_rgb(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
+  """Opens `path` as an RGB PIL image, refusing missing, non-image, truncated or absurdly
+  large files with an `ImageError` (or `FileNotFoundError`) that names the file."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise FileNotFoundError(f'image not found: {path}')
+  try:
+    with warnings.catch_warnings():
+      warnings.simplefilter('error', Image.DecompressionBombWarning)
+      with Image.open(path) as img:
+        if img.width * img.height > max_pixels:
+          raise ImageError(f'{path}: {img.width}x{img.height} pixels is over the limit of '
+                           f'{max_pixels} (a decompression bomb?); resize it first.')
+        img.load()
+        return to_rgb(img)
+  except ImageError:
+    raise
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    raise ImageError(f'{path}: refused as a decompression bomb ({e}).') from None
+  except (OSError, SyntaxError, ValueError) as e:
+    raise ImageError(f'{path} is not a readable image (truncated or not an image '
+                     f'file): {e}') from None
+
+
+def write_png(path, rgb: np.ndarray) -> pathlib.Path:
+  """Writes `uint8 [H, W, 3]` (or `[H, W]`) to `path`, creating parent folders."""
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  Image.fromarray(np.asarray(rgb, np.uint8)).save(path)
+  return path
+
+
+def signed_to_uint8(x: np.ndarray) -> np.ndarray:
+  """Images in [-1, 1] -> uint8 as the original does: `((x + 1) / 2 * 255)` truncated."""
+  return ((np.clip(np.asarray(x, np.float32), -1, 1) + 1) / 2 * 255).astype(np.uint8)

@@ -1,0 +1,1 @@
+"""Host-side data preparation (numpy/PIL), usable inside grain `map` transforms."""

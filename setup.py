@@ -1,0 +1,28 @@
+"""argenseg-jax: ARGenSeg in JAX/Flax."""
+
+import setuptools
+
+CORE = [
+    'jax==0.10.2', 'jaxlib==0.10.2', 'flax==0.12.8', 'optax==0.2.8',
+    'orbax-checkpoint==0.12.8', 'grain==0.2.18', 'ml-collections==1.1.0',
+    'tensorflow-datasets==4.9.10', 'array-record==0.8.6', 'numpy==2.4.6',
+    'pillow==13.0.0', 'safetensors==0.8.0',
+]
+CONVERT = ['torch==2.13.0']  # reading .pth files and PyTorch references only
+
+setuptools.setup(
+    name='argenseg-jax',
+    version='0.1.0',
+    description='ARGenSeg: segmentation by autoregressive image generation, in JAX/Flax',
+    python_requires='>=3.10',
+    packages=setuptools.find_packages(include=['argenseg_jax', 'argenseg_jax.*',
+                                               'data_pipelines', 'data_pipelines.*']),
+    package_data={'argenseg_jax': ['assets/*.png']},
+    install_requires=CORE,
+    extras_require={
+        'convert': CONVERT,
+        'test': CONVERT + ['pytest==9.2.0'],
+        'cuda': ['jax[cuda12]==0.10.2'],
+    },
+    entry_points={'console_scripts': ['argenseg=argenseg_jax.cli:main']},
+)

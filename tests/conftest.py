@@ -1,0 +1,37 @@
+"""Test setup: 8 fake CPU devices (set before jax is imported) and golden fixtures."""
+
+import os
+import pathlib
+
+os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
+                           ' --xla_force_host_platform_device_count=8').strip()
+
+from absl import flags  # noqa: E402
+import pytest  # noqa: E402
+
+# grain 0.2.18 reads absl flags in worker processes; mark them parsed (environment.md).
+flags.FLAGS.mark_as_parsed()
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+GOLDEN = pathlib.Path(os.environ.get('ARGENSEG_GOLDEN_DIR', REPO.parent / 'shared' / 'golden'))
+
+
+def golden_fixture(name: str) -> pathlib.Path:
+  """Path of a golden fixture folder; fails under CI=true when missing, else skips."""
+  path = GOLDEN / name
+  if not (path / 'fixture.json').is_file():
+    message = (f'golden fixture {path} not found (set ARGENSEG_GOLDEN_DIR to the folder '
+               'holding the fixtures)')
+    if os.environ.get('CI') == 'true':
+      pytest.fail(message)
+    pytest.skip(message)
+  return path
+
+
+@pytest.fixture(scope='session')
+def small_model():
+  """A randomly initialised small VQ-VAE `(model, cfg)` (64 px, scales 1,2,3,4)."""
+  from argenseg_jax.models import var_vqvae_io  # pylint: disable=import-outside-toplevel
+  from tests.helpers import small_vqvae_config  # pylint: disable=import-outside-toplevel
+  cfg = small_vqvae_config()
+  return var_vqvae_io.init_vqvae(cfg, seed=1), cfg

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from argenseg_jax import image_io
+from data_pipelines.mask_transforms import mask_to_vae_input
+
+
+def _save(tmp_path, img, name):
+  path = tmp_path / name
+  img.save(path)
+  return path
+
+
+def test_modes_convert_to_rgb(tmp_path):
+  grey = Image.fromarray(np.array([[0, 128], [255, 7]], np.uint8), 'L')
+  np.testing.assert_array_equal(np.asarray(image_io.read_rgb(_save(tmp_path, grey, 'g.png')))[..., 1],
+                                [[0, 128], [255, 7]])
+  rgba = Image.fromarray(np.full((2, 2, 4), [10, 20, 30, 0], np.uint8), 'RGBA')
+  assert np.asarray(image_io.read_rgb(_save(tmp_path, rgba, 'a.png')))[0, 0].tolist() == [10, 20, 30]
+  palette = grey.convert('P')
+  np.testing.assert_array_equal(np.asarray(image_io.read_rgb(_save(tmp_path, palette, 'p.png'))),
+                                np.asarray(grey.convert('RGB')))
+  cmyk = Image.new('CMYK', (2, 2), (0, 0, 0, 0))  # no ink = white
+  assert np.asarray(image_io.read_rgb(_save(tmp_path, cmyk, 'c.jpg'))).min() > 245
+  deep = Image.fromarray(np.array([[0, 65535], [32768, 257]], np.uint16))
+  rgb16 = np.asarray(image_io.read_rgb(_save(tmp_path, deep, 'd.png')))
+  assert rgb16.shape == (2, 2, 3)
+  np.testing.assert_array_equal(rgb16[..., 0], [[0, 255], [128, 1]])  # rescaled, not clipped
+
+
+def test_refuses_bad_files(tmp_path):
+  with pytest.raises(FileNotFoundError):
+    image_io.read_rgb(tmp_path / 'missing.png')
+  (tmp_path / 'text.png').write_text('hello')
+  with pytest.raises(image_io.ImageError, match='not a readable image'):
+    image_io.read_rgb(tmp_path / 'text.png')
+  full = _save(tmp_path, Image.new('RGB', (64, 64), (1, 2, 3)), 'full.png')
+  (tmp_path / 'cut.png').write_bytes(full.read_bytes()[:60])
+  with pytest.raises(image_io.ImageError, match='truncated'):
+    image_io.read_rgb(tmp_path / 'cut.png')
+  big = _save(tmp_path, Image.new('L', (400, 300)), 'big.png')
+  with pytest.raises(image_io.ImageError, match='decompression bomb'):
+    image_io.read_rgb(big, max_pixels=10_000)
+
+
+def test_mask_transform_scales_binary_masks_and_resizes():
+  mask = np.zeros((30, 50), np.uint8)
+  mask[5:25, 10:40] = 1  # a 0/1 mask is scaled to 0/255 first
+  x = mask_to_vae_input(mask, 256)
+  assert x.shape == (256, 256, 3) and x.dtype == np.float32
+  assert x.min() >= -1 and x.max() <= 1
+  assert x[128, 128].tolist() == [1.0, 1.0, 1.0] and x[0, 0].tolist() == [-1.0, -1.0, -1.0]
+  with pytest.raises(ValueError, match='mask must be'):
+    mask_to_vae_input(np.zeros((4, 4, 2), np.uint8))
