@@ -13,18 +13,30 @@ import pytest  # noqa: E402
 flags.FLAGS.mark_as_parsed()
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-GOLDEN = pathlib.Path(os.environ.get('ARGENSEG_GOLDEN_DIR', REPO.parent / 'shared' / 'golden'))
+SHARED = REPO.parent / 'shared'
+GOLDEN = pathlib.Path(os.environ.get('ARGENSEG_GOLDEN_DIR', SHARED / 'golden'))
+
+
+def _missing(message: str):
+  if os.environ.get('CI') == 'true':
+    pytest.fail(message)
+  pytest.skip(message)
+
+
+def reference_file(name: str) -> pathlib.Path:
+  """A file of `shared/reference` (checkpoint key lists); fails under CI=true if absent."""
+  path = SHARED / 'reference' / name
+  if not path.is_file():
+    _missing(f'reference file {path} not found')
+  return path
 
 
 def golden_fixture(name: str) -> pathlib.Path:
   """Path of a golden fixture folder; fails under CI=true when missing, else skips."""
   path = GOLDEN / name
   if not (path / 'fixture.json').is_file():
-    message = (f'golden fixture {path} not found (set ARGENSEG_GOLDEN_DIR to the folder '
-               'holding the fixtures)')
-    if os.environ.get('CI') == 'true':
-      pytest.fail(message)
-    pytest.skip(message)
+    _missing(f'golden fixture {path} not found (set ARGENSEG_GOLDEN_DIR to the folder '
+             'holding the fixtures)')
   return path
 
 

@@ -1,5 +1,3 @@
-import csv
-import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -10,23 +8,21 @@ from flax import nnx
 from argenseg_jax.checkpoints import conversion
 from argenseg_jax.config_args import load_config
 from argenseg_jax.models import var_vqvae, var_vqvae_io
-from tests.conftest import REPO
+from tests.conftest import reference_file
 from tests.helpers import small_vqvae_config
 
-REFERENCE = REPO.parent / 'shared' / 'reference' / 'var-vae-ch160v4096z32-keys.tsv'
 TRANSPOSED = {'conv_oihw_to_hwio': lambda s: (s[2], s[3], s[1], s[0]), 'identity': lambda s: s}
 
 
 def _reference_keys() -> dict[str, tuple]:
-  if not REFERENCE.is_file():
-    pytest.skip(f'{REFERENCE} not found')
+  path = reference_file('var-vae-ch160v4096z32-keys.tsv')
   rows = {}
-  for line in REFERENCE.read_text().splitlines():
+  for line in path.read_text().splitlines():
     parts = line.split('\t') if '\t' in line else line.rsplit(' ', 1)
     if len(parts) >= 2 and '[' in parts[1] and not line.startswith('#'):
       rows[parts[0].strip()] = tuple(int(v) for v in parts[1].strip('[] ').split(',') if v)
   if not rows:
-    pytest.fail(f'could not parse {REFERENCE}')
+    pytest.fail(f'could not parse {path}')
   return rows
 
 
