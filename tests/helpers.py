@@ -9,19 +9,40 @@ from argenseg_jax.models import var_vqvae_io
 
 SMALL_VQVAE = 'var_vqvae:variant=tiny,res=64,patch_nums=1+2+3+4,vocab_size=64'
 
+# Shape after each conversion transform, from the checkpoint's shape.
+CONVERTED_SHAPE = {'identity': lambda s: s, 'conv_oihw_to_hwio': lambda s: (s[2], s[3], s[1], s[0]),
+                   'linear_oi_to_io': lambda s: s[::-1]}
 _INVERSE = {'identity': lambda a: a,
             'conv_oihw_to_hwio': lambda a: a.transpose(3, 2, 0, 1),
             'linear_oi_to_io': lambda a: a.T}
+
+
+def read_keys_tsv(path) -> dict[str, tuple]:
+  """`{key: shape}` from a `shared/reference/*-keys.tsv` listing (comments skipped)."""
+  rows = {}
+  for line in path.read_text().splitlines():
+    parts = line.split('\t')
+    if line.startswith('#') or len(parts) < 2:
+      continue
+    rows[parts[0]] = tuple(int(v) for v in parts[1].strip('[] ').split(',') if v.strip())
+  if not rows:
+    raise ValueError(f'no keys parsed from {path}')
+  return rows
 
 
 def small_vqvae_config():
   return load_config(SMALL_VQVAE)
 
 
-def to_var_state_dict(model, cfg) -> dict[str, np.ndarray]:
-  """Our VQ-VAE parameters in VAR's key names and layouts (the inverse conversion)."""
+def export_state_dict(model, table) -> dict[str, np.ndarray]:
+  """Our parameters in the checkpoint's key names and layouts (the inverse of `table`)."""
   flat = conversion.flatten(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
-  sd = {r.theirs: np.ascontiguousarray(_INVERSE[r.transform](np.asarray(flat[r.ours])))
-        for r in var_vqvae_io.conversion_table(cfg)}
+  return {r.theirs: np.ascontiguousarray(_INVERSE[r.transform](np.asarray(flat[r.ours])))
+          for r in table}
+
+
+def to_var_state_dict(model, cfg) -> dict[str, np.ndarray]:
+  """Our VQ-VAE as a VAR state_dict, with the unused VQ statistics buffer."""
+  sd = export_state_dict(model, var_vqvae_io.conversion_table(cfg))
   sd['quantize.ema_vocab_hit_SV'] = np.zeros((len(cfg.patch_nums), cfg.vocab_size), np.float32)
   return sd

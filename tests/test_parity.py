@@ -11,6 +11,9 @@ from argenseg_jax.parity.compare import compare
 from argenseg_jax.parity.kinds import RUNNERS
 from tests.conftest import GOLDEN, golden_fixture
 
+# Fixtures whose kind is only partly implemented so far: the outputs checked in CI.
+PARTIAL = {'internvl_chat': 'vit_,pixel_shuffled'}  # the InternLM2 half is not built yet
+
 
 def _implemented_fixtures():
   if not GOLDEN.is_dir():
@@ -25,7 +28,8 @@ def _implemented_fixtures():
 
 @pytest.mark.parametrize('name', _implemented_fixtures())
 def test_golden_fixture_passes(name, capsys):
-  code = parity.main([str(golden_fixture(name))])
+  only = ['--only', PARTIAL[name]] if name in PARTIAL else []
+  code = parity.main([str(golden_fixture(name))] + only)
   out = capsys.readouterr().out
   assert code == 0, out
   assert 'PASSED' in out

@@ -9,21 +9,8 @@ from argenseg_jax.checkpoints import conversion
 from argenseg_jax.config_args import load_config
 from argenseg_jax.models import var_vqvae, var_vqvae_io
 from tests.conftest import reference_file
-from tests.helpers import small_vqvae_config
+from tests.helpers import CONVERTED_SHAPE, read_keys_tsv, small_vqvae_config
 
-TRANSPOSED = {'conv_oihw_to_hwio': lambda s: (s[2], s[3], s[1], s[0]), 'identity': lambda s: s}
-
-
-def _reference_keys() -> dict[str, tuple]:
-  path = reference_file('var-vae-ch160v4096z32-keys.tsv')
-  rows = {}
-  for line in path.read_text().splitlines():
-    parts = line.split('\t') if '\t' in line else line.rsplit(' ', 1)
-    if len(parts) >= 2 and '[' in parts[1] and not line.startswith('#'):
-      rows[parts[0].strip()] = tuple(int(v) for v in parts[1].strip('[] ').split(',') if v)
-  if not rows:
-    pytest.fail(f'could not parse {path}')
-  return rows
 
 
 def test_phi_index_table_matches_original_float64_ties():
@@ -38,11 +25,11 @@ def test_real_config_builds_abstractly_and_matches_checkpoint_keys():
   assert sum(int(np.prod(s)) for s in shapes.values()) == 108_948_355
   table = var_vqvae_io.conversion_table(cfg)
   assert sorted(r.ours for r in table) == sorted(shapes)
-  reference = _reference_keys()
+  reference = read_keys_tsv(reference_file('var-vae-ch160v4096z32-keys.tsv'))
   expected = set(reference) - set(var_vqvae_io.EXCUSED_KEYS)
   assert sorted(r.theirs for r in table) == sorted(expected)
   for r in table:
-    assert shapes[r.ours] == TRANSPOSED[r.transform](reference[r.theirs]), r
+    assert shapes[r.ours] == CONVERTED_SHAPE[r.transform](reference[r.theirs]), r
 
 
 def test_512_schedule_config():

@@ -28,3 +28,13 @@ def group_norm(channels: int, rngs: nnx.Rngs, *, groups: int = 32,
       scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ('conv_out',)),
       bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('conv_out',)),
       rngs=rngs)
+
+
+def conv2d_patch(in_ch: int, out_ch: int, patch: int, rngs: nnx.Rngs) -> nnx.Conv:
+  """Non-overlapping `patch`x`patch` patch embedding: `[B,H,W,Cin] -> [B,H/p,W/p,Cout]`."""
+  return nnx.Conv(
+      in_ch, out_ch, (patch, patch), strides=patch, padding='VALID',
+      kernel_init=nnx.with_partitioning(nnx.initializers.lecun_normal(),
+                                        (None, None, None, 'embed')),
+      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('embed',)),
+      rngs=rngs)

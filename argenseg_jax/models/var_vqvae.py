@@ -6,7 +6,6 @@ NHWC: images `[B, H, W, 3]` in [-1, 1], latents `[B, h, w, Cvae]` with `h = H / 
 codes per scale `[B, pn*pn]` (row-major over the pn x pn grid).
 """
 
-import math
 from collections.abc import Sequence
 
 import jax
@@ -343,7 +342,3 @@ def scale_slices(patch_nums: Sequence[int]) -> list[tuple[int, int]]:
   """(begin, end) of each scale in the flattened token sequence."""
   ends = np.cumsum([pn * pn for pn in patch_nums]).tolist()
   return list(zip([0] + ends[:-1], ends))
-
-
-def param_count(state) -> int:
-  return sum(math.prod(x.shape) for x in jax.tree.leaves(state))

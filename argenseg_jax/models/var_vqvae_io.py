@@ -11,12 +11,10 @@ import pathlib
 import shutil
 import tempfile
 
-import jax
 import ml_collections
 import numpy as np
-from flax import nnx
 
-from argenseg_jax.checkpoints import conversion
+from argenseg_jax.checkpoints import conversion, params
 from argenseg_jax.checkpoints.conversion import Rule
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_pth, read_safetensors
 from argenseg_jax.models.var_vqvae import VQVAE
@@ -93,20 +91,12 @@ def conversion_table(cfg: ml_collections.ConfigDict) -> list[Rule]:
 
 def abstract_vqvae(cfg: ml_collections.ConfigDict) -> VQVAE:
   """The model with `ShapeDtypeStruct` parameters (no allocation)."""
-  return nnx.eval_shape(lambda: VQVAE(cfg, nnx.Rngs(0)))
+  return params.abstract(lambda rngs: VQVAE(cfg, rngs))
 
 
 def init_vqvae(cfg: ml_collections.ConfigDict, seed: int = 0) -> VQVAE:
-  """Randomly initialised model (for tests, benchmarks and new training), built in one
-  compiled program rather than op by op."""
-  graphdef = nnx.graphdef(abstract_vqvae(cfg))
-  state = jax.jit(lambda: nnx.state(VQVAE(cfg, nnx.Rngs(seed))))()
-  return nnx.merge(graphdef, state)
-
-
-def _param_shapes(model: VQVAE) -> dict[str, tuple]:
-  return {k: tuple(v.shape) for k, v in
-          conversion.flatten(nnx.to_pure_dict(nnx.state(model, nnx.Param))).items()}
+  """Randomly initialised model (for tests, benchmarks and new training)."""
+  return params.init(lambda rngs: VQVAE(cfg, rngs), seed)
 
 
 def _config_hint(checkpoint: dict, cfg: ml_collections.ConfigDict, prefix: str) -> str:
@@ -126,22 +116,14 @@ def _config_hint(checkpoint: dict, cfg: ml_collections.ConfigDict, prefix: str) 
           f'the matching config, e.g. --config var_vqvae:{got}.')
 
 
-def _replace_params(model: VQVAE, flat: dict[str, np.ndarray]) -> VQVAE:
-  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-  pure = nnx.to_pure_dict(params)
-  nnx.replace_by_pure_dict(params, conversion.unflatten(
-      {k: jax.numpy.asarray(v) for k, v in flat.items()}, pure))
-  return nnx.merge(graphdef, params, rest)
-
-
 def from_torch_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections.ConfigDict,
                           prefix: str = '') -> VQVAE:
   """Builds `VQVAE(cfg)` from a VAR state_dict (keys optionally under `prefix`)."""
   model = abstract_vqvae(cfg)
-  flat = conversion.convert(conversion_table(cfg), checkpoint, _param_shapes(model),
+  flat = conversion.convert(conversion_table(cfg), checkpoint, params.shapes(model),
                             prefix=prefix, excused=EXCUSED_KEYS,
                             hint=_config_hint(checkpoint, cfg, prefix))
-  return _replace_params(model, flat)
+  return params.with_params(model, flat)
 
 
 def save_vqvae(model: VQVAE, cfg: ml_collections.ConfigDict, out_dir) -> pathlib.Path:
@@ -149,7 +131,7 @@ def save_vqvae(model: VQVAE, cfg: ml_collections.ConfigDict, out_dir) -> pathlib
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
   out_dir = pathlib.Path(out_dir)
   out_dir.parent.mkdir(parents=True, exist_ok=True)
-  flat = conversion.flatten(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+  flat = params.flat_params(model)
   tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', dir=out_dir.parent))
   try:
     save_file({k: np.asarray(v) for k, v in flat.items()}, str(tmp / PARAMS_FILE))
@@ -185,11 +167,11 @@ def load_vqvae(path, cfg: ml_collections.ConfigDict | None = None) -> tuple[VQVA
       raise CheckpointError(f'{path} was saved with config {stored.to_dict()}, which '
                             f'differs from the requested {cfg.to_dict()}.')
     model = abstract_vqvae(stored)
-    shapes = _param_shapes(model)
+    shapes = params.shapes(model)
     flat = read_safetensors(path / PARAMS_FILE)
     table = [Rule(k, k) for k in shapes]
     flat = conversion.convert(table, flat, shapes)
-    return _replace_params(model, flat), stored
+    return params.with_params(model, flat), stored
   if cfg is None:
     from argenseg_jax.config_args import load_config  # pylint: disable=import-outside-toplevel
     cfg = load_config('var_vqvae')

@@ -3,9 +3,13 @@
 `wanted(name)` says whether an output was asked for, so a runner can skip work.
 """
 
-from argenseg_jax.parity.kinds import var_vqvae
+from argenseg_jax.parity.kinds import intern_vision, var_vqvae
 
-RUNNERS = {'var_vqvae': var_vqvae.run}
+RUNNERS = {
+    'var_vqvae': var_vqvae.run,
+    'intern_vit': intern_vision.run_intern_vit,
+    'internvl_chat': intern_vision.run_internvl_chat,  # image path only, so far
+}
 
 
 def get_runner(kind: str):

@@ -1,0 +1,43 @@
+"""Model construction helpers shared by every model: abstract build, compiled random
+init, parameter shapes, and filling a model with converted parameters."""
+
+from collections.abc import Callable
+
+import jax
+import numpy as np
+from flax import nnx
+
+from argenseg_jax.checkpoints import conversion
+
+
+def abstract(ctor: Callable[[nnx.Rngs], nnx.Module]) -> nnx.Module:
+  """`ctor(rngs)` with `ShapeDtypeStruct` parameters: nothing is allocated."""
+  return nnx.eval_shape(lambda: ctor(nnx.Rngs(0)))
+
+
+def init(ctor: Callable[[nnx.Rngs], nnx.Module], seed: int = 0) -> nnx.Module:
+  """`ctor(rngs)` randomly initialised in one compiled program (not op by op)."""
+  graphdef = nnx.graphdef(abstract(ctor))
+  return nnx.merge(graphdef, jax.jit(lambda: nnx.state(ctor(nnx.Rngs(seed))))())
+
+
+def flat_params(model: nnx.Module) -> dict:
+  """`{'a/b/0/kernel': array}` of the model's `nnx.Param`s."""
+  return conversion.flatten(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+
+
+def shapes(model: nnx.Module) -> dict[str, tuple]:
+  return {k: tuple(v.shape) for k, v in flat_params(model).items()}
+
+
+def count(model: nnx.Module) -> int:
+  return sum(int(np.prod(s)) for s in shapes(model).values())
+
+
+def with_params(model: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
+  """`model` (abstract or not) with its parameters replaced by `flat` (same paths)."""
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  pure = nnx.to_pure_dict(params)
+  nnx.replace_by_pure_dict(params, conversion.unflatten(
+      {k: jax.numpy.asarray(v) for k, v in flat.items()}, pure))
+  return nnx.merge(graphdef, params, rest)

@@ -1,0 +1,135 @@
+"""InternViT (InternVL's vision encoder), channels-last.
+
+Pixels `[B, H, W, 3]` (ImageNet-normalised) -> a 14x14 patch conv -> `[CLS, patches]`
+plus a learned position embedding (bicubically resized when the patch grid differs from
+the trained one) -> pre-norm transformer layers with layer scale. No final norm.
+Covers InternViT-300M (LayerNorm, no qk norm) and InternViT-6B (`norm_type='rms_norm'`,
+`qk_normalization=True`).
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from argenseg_jax.layers.conv import conv2d_patch
+from argenseg_jax.layers.linear import RMSNorm, dense, norm
+from argenseg_jax.layers.resize import bicubic_resize
+
+
+class Embeddings(nnx.Module):
+  """Patch conv + class token + position embedding: `[B, H, W, 3] -> [B, 1 + h*w, C]`."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+    c = cfg.hidden_size
+    self.patch_size = cfg.patch_size
+    self.grid = cfg.image_size // cfg.patch_size
+    init = nnx.initializers.normal(cfg.initializer_range)
+    self.class_embedding = nnx.Param(init(rngs.params(), (1, 1, c)),
+                                     out_sharding=(None, None, 'embed'))
+    self.position_embedding = nnx.Param(init(rngs.params(), (1, 1 + self.grid ** 2, c)),
+                                        out_sharding=(None, None, 'embed'))
+    self.patch_embedding = conv2d_patch(cfg.num_channels, c, cfg.patch_size, rngs)
+
+  def __call__(self, pixels: jax.Array) -> jax.Array:
+    patches = self.patch_embedding(pixels)  # [B, h, w, C]
+    b, h, w, c = patches.shape
+    pos = self.position_embedding[...]
+    grid_pos = pos[:, 1:].reshape(1, self.grid, self.grid, c).astype(jnp.float32)
+    grid_pos = bicubic_resize(grid_pos, (h, w)).reshape(1, h * w, c).astype(pos.dtype)
+    cls = jnp.broadcast_to(self.class_embedding[...], (b, 1, c)).astype(patches.dtype)
+    tokens = jnp.concatenate([cls, patches.reshape(b, h * w, c)], axis=1)
+    return tokens + jnp.concatenate([pos[:, :1], grid_pos], axis=1).astype(patches.dtype)
+
+
+class Attention(nnx.Module):
+  """Multi-head self-attention, fused `qkv` ([q | k | v], each head-major), optional
+  RMSNorm of q and k over all heads together (before the head split)."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+    c = cfg.hidden_size
+    self.num_heads = cfg.num_attention_heads
+    if c % self.num_heads:
+      raise ValueError(f'hidden_size {c} is not divisible by num_attention_heads '
+                       f'{self.num_heads}.')
+    self.qkv = dense(c, 3 * c, ('embed', 'heads'), rngs, use_bias=cfg.qkv_bias)
+    self.q_norm = RMSNorm(c, cfg.layer_norm_eps, 'heads', rngs) if cfg.qk_normalization else None
+    self.k_norm = RMSNorm(c, cfg.layer_norm_eps, 'heads', rngs) if cfg.qk_normalization else None
+    self.proj = dense(c, c, ('heads', 'embed'), rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    b, n, c = x.shape
+    q, k, v = jnp.split(self.qkv(x), 3, axis=-1)
+    if self.q_norm is not None:
+      q, k = self.q_norm(q), self.k_norm(k)
+    heads = lambda t: t.reshape(b, n, self.num_heads, c // self.num_heads)
+    q, k, v = heads(q), heads(k), heads(v)
+    scores = jnp.einsum('bqhd,bkhd->bhqk', q * (c // self.num_heads) ** -0.5, k)
+    out = jnp.einsum('bhqk,bkhd->bqhd', jax.nn.softmax(scores, axis=-1), v)
+    return self.proj(out.reshape(b, n, c))
+
+
+class Mlp(nnx.Module):
+  """`fc2(gelu(fc1(x)))` with exact (erf) GELU."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+    if cfg.hidden_act != 'gelu':
+      raise ValueError(f"hidden_act {cfg.hidden_act!r} is not supported (InternViT: 'gelu').")
+    self.fc1 = dense(cfg.hidden_size, cfg.intermediate_size, ('embed', 'mlp'), rngs)
+    self.fc2 = dense(cfg.intermediate_size, cfg.hidden_size, ('mlp', 'embed'), rngs)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return self.fc2(jax.nn.gelu(self.fc1(x), approximate=False))
+
+
+def _drop_path(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
+  """Stochastic depth per sample (training only; identity when `rng` is None)."""
+  if rng is None or rate == 0.0:
+    return x
+  keep = jax.random.bernoulli(rng, 1.0 - rate, (x.shape[0],) + (1,) * (x.ndim - 1))
+  return jnp.where(keep, x / (1.0 - rate), 0.0)
+
+
+class Layer(nnx.Module):
+  """`x + ls1 * attn(norm1(x))`, then `x + ls2 * mlp(norm2(x))`."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, drop_path_rate: float, rngs: nnx.Rngs):
+    c = cfg.hidden_size
+    self.drop_path_rate = drop_path_rate
+    self.norm1 = norm(cfg.norm_type, c, cfg.layer_norm_eps, 'embed', rngs)
+    self.attn = Attention(cfg, rngs)
+    self.ls1 = nnx.Param(cfg.initializer_factor * jnp.ones((c,)), out_sharding=('embed',))
+    self.norm2 = norm(cfg.norm_type, c, cfg.layer_norm_eps, 'embed', rngs)
+    self.mlp = Mlp(cfg, rngs)
+    self.ls2 = nnx.Param(cfg.initializer_factor * jnp.ones((c,)), out_sharding=('embed',))
+
+  def __call__(self, x: jax.Array, rng: jax.Array | None = None) -> jax.Array:
+    rngs = (None, None) if rng is None else tuple(jax.random.split(rng))
+    x = x + _drop_path(self.attn(self.norm1(x)) * self.ls1[...], self.drop_path_rate, rngs[0])
+    return x + _drop_path(self.mlp(self.norm2(x)) * self.ls2[...], self.drop_path_rate, rngs[1])
+
+
+class Encoder(nnx.Module):
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+    n = cfg.num_hidden_layers
+    rates = [cfg.drop_path_rate * i / max(n - 1, 1) for i in range(n)]  # linear 0 -> rate
+    self.layers = nnx.List([Layer(cfg, r, rngs) for r in rates])
+
+
+class InternViT(nnx.Module):
+  """`pixels [B, H, W, 3] -> hidden states [B, 1 + (H/14)*(W/14), C]` (CLS first)."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+    self.embeddings = Embeddings(cfg, rngs)
+    self.encoder = Encoder(cfg, rngs)
+
+  def __call__(self, pixels: jax.Array, *, num_layers: int | None = None,
+               drop_path_rng: jax.Array | None = None) -> list[jax.Array]:
+    """Returns the hidden states `[embeddings, after layer 1, ...]` up to `num_layers`
+    layers (default all); `drop_path_rng` enables stochastic depth (training)."""
+    layers = self.encoder.layers[:num_layers] if num_layers is not None else self.encoder.layers
+    states = [self.embeddings(pixels)]
+    for i, layer in enumerate(layers):
+      rng = None if drop_path_rng is None else jax.random.fold_in(drop_path_rng, i)
+      states.append(layer(states[-1], rng))
+    return states
