@@ -11,9 +11,6 @@ from argenseg_jax.parity.compare import compare
 from argenseg_jax.parity.kinds import RUNNERS
 from tests.conftest import GOLDEN, golden_fixture
 
-# Fixtures whose kind is only partly implemented so far: the outputs checked in CI.
-PARTIAL = {'internvl_chat': 'vit_,pixel_shuffled'}  # the InternLM2 half is not built yet
-
 
 def _implemented_fixtures():
   if not GOLDEN.is_dir():
@@ -28,8 +25,7 @@ def _implemented_fixtures():
 
 @pytest.mark.parametrize('name', _implemented_fixtures())
 def test_golden_fixture_passes(name, capsys):
-  only = ['--only', PARTIAL[name]] if name in PARTIAL else []
-  code = parity.main([str(golden_fixture(name))] + only)
+  code = parity.main([str(golden_fixture(name))])
   out = capsys.readouterr().out
   assert code == 0, out
   assert 'PASSED' in out
@@ -75,8 +71,8 @@ def test_checker_fails_on_a_wrong_reference(tmp_path, capsys):
 
 
 def test_unimplemented_kind_fails_loudly(tmp_path, capsys):
-  assert parity.main([str(_linked_fixture(tmp_path, kind='intern_vit'))]) == 2
-  assert "kind 'intern_vit' is not implemented yet" in capsys.readouterr().err
+  assert parity.main([str(_linked_fixture(tmp_path, kind='argenseg'))]) == 2
+  assert "kind 'argenseg' is not implemented yet" in capsys.readouterr().err
 
 
 def test_missing_fixture_folder(tmp_path, capsys):

@@ -43,6 +43,8 @@ def test_pth_roundtrip_and_our_format(var_pth, small_model, tmp_path):
   assert stored_cfg.to_dict() == cfg.to_dict()
   for k, v in _flat_params(again).items():
     np.testing.assert_array_equal(np.asarray(v), np.asarray(ours[k]), err_msg=k)
+  var_vqvae_io.save_vqvae(loaded, cfg, tmp_path / 'vae')  # overwriting is safe too
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['vae']
   with pytest.raises(CheckpointError, match='differs from the requested'):
     var_vqvae_io.load_vqvae(out, load_config('var_vqvae'))
 

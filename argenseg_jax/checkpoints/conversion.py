@@ -14,18 +14,34 @@ import numpy as np
 
 from argenseg_jax.checkpoints.torch_files import CheckpointError
 
-TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+def _packed_qkv(a: np.ndarray, part: str, kv_heads: int, groups: int,
+                head_dim: int) -> np.ndarray:
+  """One of q/k/v from InternLM2's packed `wqkv` `[(KV*(G+2))*hd, D]`, whose rows are
+  grouped per kv head as `[q_0 .. q_{G-1}, k, v]`: q -> `[D, KV*G, hd]` (query head
+  `g*G + j`), k / v -> `[D, KV, hd]`."""
+  w = a.reshape(kv_heads, groups + 2, head_dim, a.shape[-1])
+  if part == 'q':
+    return w[:, :groups].reshape(kv_heads * groups, head_dim, -1).transpose(2, 0, 1)
+  return w[:, {'k': groups, 'v': groups + 1}[part]].transpose(2, 0, 1)
+
+
+TRANSFORMS: dict[str, Callable[..., np.ndarray]] = {
     'identity': lambda a: a,
     'conv_oihw_to_hwio': lambda a: a.transpose(2, 3, 1, 0),
     'linear_oi_to_io': lambda a: a.T,
+    # `[D, H*hd]` output projection -> `[H, hd, D]`
+    'linear_to_heads_in': lambda a, heads, head_dim: a.T.reshape(heads, head_dim, -1),
+    'packed_qkv': _packed_qkv,
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
+  """`ours <- TRANSFORMS[transform](checkpoint[theirs], *args)`."""
   ours: str
   theirs: str
   transform: str = 'identity'
+  args: tuple = ()
 
 
 def flatten(tree: Mapping, prefix: str = '') -> dict:
@@ -72,7 +88,7 @@ def convert(table: Sequence[Rule], checkpoint: Mapping[str, np.ndarray],
         f'checkpoint of this model, or was saved with another key prefix. {hint}')
   out = {}
   for rule in table:
-    value = TRANSFORMS[rule.transform](np.asarray(checkpoint[prefix + rule.theirs]))
+    value = TRANSFORMS[rule.transform](np.asarray(checkpoint[prefix + rule.theirs]), *rule.args)
     want = tuple(expected_shapes[rule.ours])
     if value.shape != want:
       raise CheckpointError(

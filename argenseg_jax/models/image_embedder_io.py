@@ -52,11 +52,11 @@ def vit_table(vision: ml_collections.ConfigDict, ours: str = '', theirs: str = '
   return rules
 
 
-def embedder_table(cfg: ml_collections.ConfigDict) -> list[Rule]:
-  """`ImageEmbedder` parameters <- `vision_model.*`, `mlp1.*` checkpoint keys."""
-  return (vit_table(cfg.vision, 'vision_model/', 'vision_model.')
-          + _norm('mlp1/norm', 'mlp1.0', 'layer_norm')
-          + _linear('mlp1/fc1', 'mlp1.1') + _linear('mlp1/fc2', 'mlp1.3'))
+def embedder_table(cfg: ml_collections.ConfigDict, ours: str = '') -> list[Rule]:
+  """`ImageEmbedder` parameters (under our prefix `ours`) <- `vision_model.*`, `mlp1.*`."""
+  return (vit_table(cfg.vision, f'{ours}vision_model/', 'vision_model.')
+          + _norm(f'{ours}mlp1/norm', 'mlp1.0', 'layer_norm')
+          + _linear(f'{ours}mlp1/fc1', 'mlp1.1') + _linear(f'{ours}mlp1/fc2', 'mlp1.3'))
 
 
 def vision_config_from_hf(hf: dict) -> ml_collections.ConfigDict:

@@ -137,9 +137,14 @@ def save_vqvae(model: VQVAE, cfg: ml_collections.ConfigDict, out_dir) -> pathlib
     save_file({k: np.asarray(v) for k, v in flat.items()}, str(tmp / PARAMS_FILE))
     (tmp / 'config.json').write_text(json.dumps(
         {'format': FORMAT, 'version': 1, 'model': cfg.to_dict()}, indent=1))
-    if out_dir.exists():
-      shutil.rmtree(out_dir)
+    old = None
+    if out_dir.exists():  # swap in the new one, then drop the old: never a missing dir
+      old = out_dir.with_name(f'.{out_dir.name}.old')
+      shutil.rmtree(old, ignore_errors=True)
+      os.replace(out_dir, old)
     os.replace(tmp, out_dir)
+    if old is not None:
+      shutil.rmtree(old, ignore_errors=True)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   return out_dir

@@ -3,12 +3,13 @@
 `wanted(name)` says whether an output was asked for, so a runner can skip work.
 """
 
-from argenseg_jax.parity.kinds import intern_vision, var_vqvae
+from argenseg_jax.parity.kinds import intern_vision, internlm2, var_vqvae
 
 RUNNERS = {
     'var_vqvae': var_vqvae.run,
     'intern_vit': intern_vision.run_intern_vit,
-    'internvl_chat': intern_vision.run_internvl_chat,  # image path only, so far
+    'internlm2': internlm2.run,
+    'internvl_chat': intern_vision.run_internvl_chat,
 }
 
 

@@ -1,4 +1,4 @@
-"""Runs our InternViT (`intern_vit`) and the vision half of `internvl_chat`."""
+"""Runs our InternViT (`intern_vit`) and the InternVL chat model (`internvl_chat`)."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +6,8 @@ import numpy as np
 from flax import nnx
 
 from argenseg_jax.checkpoints.torch_files import read_safetensors
-from argenseg_jax.models import image_embedder_io
+from argenseg_jax.models import image_embedder_io, internvl_chat_io
+from argenseg_jax.models.internlm2 import KVCache
 
 
 def _nhwc(pixels: np.ndarray) -> jax.Array:
@@ -31,16 +32,30 @@ def run_intern_vit(fixture, wanted) -> dict[str, np.ndarray]:
 
 
 def run_internvl_chat(fixture, wanted) -> dict[str, np.ndarray]:
-  """The image path only (`vit_*`, `pixel_shuffled`); the LLM outputs are not produced."""
-  chat = fixture.config['ctor_kwargs']
-  cfg = image_embedder_io.embedder_config_from_hf(chat, chat['llm_config']['hidden_size'])
-  model = image_embedder_io.embedder_from_state_dict(
-      read_safetensors(fixture.weights[0]), cfg, excused=('language_model.*',))
+  """InternVL chat: the image path, the merged input embeddings and the logits."""
+  cfg = internvl_chat_io.config_from_hf(fixture.config['ctor_kwargs'],
+                                        fixture.config['img_context_token_id'])
+  model = internvl_chat_io.from_state_dict(read_safetensors(fixture.weights[0]), cfg)
   graphdef, state = nnx.split(model)
-  if not any(wanted(n) for n in ('vit_last_hidden_state', 'pixel_shuffled', 'vit_embeds')):
-    return {}
-  feats = jax.jit(lambda s, x: nnx.merge(graphdef, s).features(x))(
-      state, _nhwc(fixture.inputs['pixel_values']))
+  pixels = _nhwc(fixture.inputs['pixel_values'])
+  ids = jnp.asarray(fixture.inputs['input_ids'], jnp.int32)
+  flags = jnp.asarray(fixture.inputs['image_flags'])
+  if int((ids == cfg.img_context_token_id).sum()) != 256 * int(flags.sum()):
+    raise ValueError('fixture: <IMG_CONTEXT> count does not match the image tiles.')
+
+  @jax.jit
+  def forward(state, pixels, ids, flags):
+    m = nnx.merge(graphdef, state)
+    feats = m.vision.features(pixels)
+    embeds = m.embed_inputs(ids, pixels, flags)
+    b, n = ids.shape
+    positions = jnp.broadcast_to(jnp.arange(n), (b, n))
+    hidden, _ = m(embeds, positions, jnp.ones((b, n), bool),
+                  KVCache.empty(cfg.llm, b, n, embeds.dtype))
+    return feats, embeds, m.language_model.logits(hidden)
+
+  feats, embeds, logits = forward(state, pixels, ids, flags)
   return {'vit_last_hidden_state': np.asarray(feats.vit_hidden),
           'pixel_shuffled': np.asarray(feats.pixel_shuffled),
-          'vit_embeds': np.asarray(feats.embeds)}
+          'vit_embeds': np.asarray(feats.embeds),
+          'inputs_embeds': np.asarray(embeds), 'logits': np.asarray(logits)}

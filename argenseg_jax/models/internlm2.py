@@ -1,0 +1,176 @@
+"""InternLM2 decoder (the LLM of InternVL2.5 / ARGenSeg) with a static-shape KV cache.
+
+Pre-norm layers: `x + wo(attn(attention_norm(x)))`, `x + w2(silu(w1 h) * w3 h)`;
+RMSNorm in float32; RoPE (rotate-half); grouped-query attention; no biases; untied
+output head with float32 logits.
+
+Attention masks are additive and built like the reference's eager path: causal and
+padding terms of `finfo.min` each, summed (so a key both in the future and padded gets
+-inf), plus -inf for cache slots not written yet. Real tokens thus see exactly the
+unmasked keys; padded query rows reproduce the reference's (meaningless) values.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+from flax import nnx
+
+from argenseg_jax.layers.linear import RMSNorm
+from argenseg_jax.layers.rope import apply_rope
+
+
+class KVCache(NamedTuple):
+  """Static-shape cache. `k`, `v`: `[layers, B, T, kv_heads, head_dim]` (keys after
+  RoPE); `key_mask`: `[B, T]` True for written, non-padding slots; `length`: slots
+  written so far (the same for every row: rows are aligned by left padding)."""
+  k: jax.Array
+  v: jax.Array
+  key_mask: jax.Array
+  length: jax.Array
+
+  @classmethod
+  def empty(cls, cfg: ml_collections.ConfigDict, batch: int, size: int,
+            dtype=jnp.float32) -> 'KVCache':
+    shape = (cfg.num_hidden_layers, batch, size, cfg.num_key_value_heads, cfg.head_dim)
+    return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype),
+               jnp.zeros((batch, size), bool), jnp.zeros((), jnp.int32))
+
+
+def attention_bias(cache: KVCache, q_len: int) -> jax.Array:
+  """Additive bias `[B, 1, q_len, T]` for `q_len` new tokens written at `cache.length`."""
+  size = cache.key_mask.shape[1]
+  neg = jnp.finfo(jnp.float32).min
+  slot = jnp.arange(size)[None, :]
+  query = cache.length + jnp.arange(q_len)[:, None]
+  causal = jnp.where(slot > query, neg, 0.0)                     # [q, T]
+  padding = jnp.where(cache.key_mask, 0.0, neg)[:, None, :]       # [B, 1, T]
+  unwritten = jnp.where(slot >= cache.length + q_len, -jnp.inf, 0.0)
+  return ((causal[None] + padding) + unwritten[None])[:, None]
+
+
+def _param(init, key, shape, axes):
+  return nnx.Param(init(key, shape), out_sharding=axes)
+
+
+class Attention(nnx.Module):
+  """GQA with per-head projections: `wq [D, H, hd]`, `wk`/`wv [D, KV, hd]`, `wo [H, hd, D]`."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+    d, h, kv, hd = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    init = nnx.initializers.normal(cfg.initializer_range)
+    self.theta = cfg.rope_theta
+    self.wq = _param(init, rngs.params(), (d, h, hd), ('embed', 'heads', 'head_dim'))
+    self.wk = _param(init, rngs.params(), (d, kv, hd), ('embed', 'kv_heads', 'head_dim'))
+    self.wv = _param(init, rngs.params(), (d, kv, hd), ('embed', 'kv_heads', 'head_dim'))
+    self.wo = _param(init, rngs.params(), (h, hd, d), ('heads', 'head_dim', 'embed'))
+
+  def __call__(self, x, positions, bias, k_cache, v_cache, start):
+    """`x: [B, q, D]` -> (`[B, q, D]`, updated `k_cache`, `v_cache` `[B, T, KV, hd]`)."""
+    q = apply_rope(jnp.einsum('bld,dhk->blhk', x, self.wq[...]), positions, self.theta)
+    k = apply_rope(jnp.einsum('bld,dhk->blhk', x, self.wk[...]), positions, self.theta)
+    v = jnp.einsum('bld,dhk->blhk', x, self.wv[...])
+    k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), start, 1)
+    v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), start, 1)
+    b, l, h, hd = q.shape
+    groups = h // k_cache.shape[2]
+    q = q.reshape(b, l, k_cache.shape[2], groups, hd)  # query head g*G + j -> (g, j)
+    scores = jnp.einsum('blgjd,btgd->bgjlt', q, k_cache).astype(jnp.float32) / hd ** 0.5
+    scores = scores + bias[:, :, None]  # [B, KV, G, q, T]
+    probs = jax.nn.softmax(scores, axis=-1).astype(v_cache.dtype)
+    out = jnp.einsum('bgjlt,btgd->blgjd', probs, v_cache).reshape(b, l, h, hd)
+    return jnp.einsum('blhk,hkd->bld', out, self.wo[...]), k_cache, v_cache
+
+
+class FeedForward(nnx.Module):
+  """SwiGLU: `w2(silu(w1 x) * w3 x)`, no biases."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+    d, f = cfg.hidden_size, cfg.intermediate_size
+    init = nnx.initializers.normal(cfg.initializer_range)
+    self.w1 = _param(init, rngs.params(), (d, f), ('embed', 'mlp'))
+    self.w3 = _param(init, rngs.params(), (d, f), ('embed', 'mlp'))
+    self.w2 = _param(init, rngs.params(), (f, d), ('mlp', 'embed'))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    return (jax.nn.silu(x @ self.w1[...]) * (x @ self.w3[...])) @ self.w2[...]
+
+
+class DecoderLayer(nnx.Module):
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+    self.attention_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, 'embed', rngs)
+    self.attention = Attention(cfg, rngs)
+    self.ffn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, 'embed', rngs)
+    self.feed_forward = FeedForward(cfg, rngs)
+
+  def __call__(self, x, positions, bias, k_cache, v_cache, start):
+    h, k_cache, v_cache = self.attention(self.attention_norm(x), positions, bias,
+                                         k_cache, v_cache, start)
+    x = x + h
+    return x + self.feed_forward(self.ffn_norm(x)), k_cache, v_cache
+
+
+class InternLM2(nnx.Module):
+  """`tok_embeddings`, `layers`, `norm`, `output` (named like the checkpoint)."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+    check_config(cfg)
+    self.cfg_max_positions = cfg.max_position_embeddings
+    init = nnx.initializers.normal(cfg.initializer_range)
+    self.tok_embeddings = nnx.Embed(
+        cfg.vocab_size, cfg.hidden_size,
+        embedding_init=nnx.with_partitioning(init, ('vocab', 'embed')), rngs=rngs)
+    self.layers = nnx.List([DecoderLayer(cfg, rngs) for _ in range(cfg.num_hidden_layers)])
+    self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, 'embed', rngs)
+    self.output = _param(init, rngs.params(), (cfg.hidden_size, cfg.vocab_size),
+                         ('embed', 'vocab'))
+
+  def embed(self, ids: jax.Array) -> jax.Array:
+    """Token ids `[B, L]` -> embeddings `[B, L, D]`."""
+    return self.tok_embeddings(ids)
+
+  def __call__(self, x: jax.Array, positions: jax.Array, token_mask: jax.Array,
+               cache: KVCache) -> tuple[jax.Array, KVCache]:
+    """Runs `q` new tokens through the decoder, writing their keys/values into `cache`.
+
+    x: `[B, q, D]` input embeddings; positions: `[B, q]` RoPE positions; token_mask:
+    `[B, q]` False for padding. Returns the final-norm hidden states `[B, q, D]` and the
+    cache with `length + q` slots written. Attention is causal inside the chunk and
+    full over the earlier slots.
+    """
+    q_len = x.shape[1]
+    start = cache.length
+    key_mask = jax.lax.dynamic_update_slice_in_dim(cache.key_mask, token_mask, start, 1)
+    bias = attention_bias(cache._replace(key_mask=key_mask), q_len)
+    ks, vs = [], []
+    for i, layer in enumerate(self.layers):
+      x, k, v = layer(x, positions, bias, cache.k[i], cache.v[i], start)
+      ks.append(k)
+      vs.append(v)
+    cache = KVCache(jnp.stack(ks), jnp.stack(vs), key_mask, start + q_len)
+    return self.norm(x), cache
+
+  def logits(self, hidden: jax.Array) -> jax.Array:
+    """`[B, L, D]` -> float32 logits `[B, L, V]`."""
+    return jnp.einsum('bld,dv->blv', hidden, self.output[...]).astype(jnp.float32)
+
+
+def check_config(cfg: ml_collections.ConfigDict) -> None:
+  if cfg.num_attention_heads % cfg.num_key_value_heads:
+    raise ValueError(f'num_attention_heads {cfg.num_attention_heads} is not a multiple of '
+                     f'num_key_value_heads {cfg.num_key_value_heads}.')
+  if cfg.head_dim * cfg.num_attention_heads != cfg.hidden_size:
+    raise ValueError(f'head_dim {cfg.head_dim} x heads {cfg.num_attention_heads} != '
+                     f'hidden_size {cfg.hidden_size}.')
+  if cfg.get('bias', False):
+    raise ValueError('InternLM2 with biases (bias=True) is not supported.')
+
+
+def shifted_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+  """Mean next-token cross-entropy; labels `[B, L]` with -100 = ignored (HF convention)."""
+  logits, labels = logits[:, :-1], labels[:, 1:]
+  valid = labels != -100
+  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+  nll = -jnp.take_along_axis(logp, jnp.where(valid, labels, 0)[..., None], axis=-1)[..., 0]
+  return jnp.sum(jnp.where(valid, nll, 0.0)) / jnp.maximum(jnp.sum(valid), 1)
