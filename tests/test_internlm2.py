@@ -1,3 +1,4 @@
+import functools
 import json
 import re
 
@@ -9,7 +10,8 @@ import pytest
 from argenseg_jax.checkpoints import params
 from argenseg_jax.checkpoints.conversion import TRANSFORMS
 from argenseg_jax.models import internlm2_io, internvl_chat_io
-from argenseg_jax.models.internlm2 import KVCache
+from argenseg_jax.models.internlm2 import InternLM2, KVCache
+from argenseg_jax.models.internvl_chat import InternVLChat
 from tests.conftest import reference_file
 from tests.helpers import read_keys_tsv
 
@@ -26,7 +28,7 @@ def _reference_chat_config() -> dict:
 def test_real_internvl_chat_keys_match_argenseg_8b():
   cfg = internvl_chat_io.config_from_hf(_reference_chat_config(), img_context_token_id=92546)
   assert (cfg.llm.num_key_value_heads, cfg.llm.head_dim, cfg.llm.vocab_size) == (8, 128, 96653)
-  model = internvl_chat_io.abstract_internvl_chat(cfg)
+  model = params.abstract(functools.partial(InternVLChat, cfg))
   shapes = params.shapes(model)
   llm = sum(int(np.prod(s)) for k, s in shapes.items() if k.startswith('language_model/'))
   assert llm == 7_771_369_472
@@ -58,7 +60,7 @@ def tiny_llm():
       vocab_size=50, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
       num_attention_heads=4, num_key_value_heads=2, rms_norm_eps=1e-5, bias=False,
       rope_theta=1e6, max_position_embeddings=64))
-  return internlm2_io.init_internlm2(cfg, seed=0), cfg
+  return params.init(functools.partial(InternLM2, cfg), seed=0), cfg
 
 
 def test_chunked_cache_equals_full_forward(tiny_llm):

@@ -41,3 +41,12 @@ def with_params(model: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
   nnx.replace_by_pure_dict(params, conversion.unflatten(
       {k: jax.numpy.asarray(v) for k, v in flat.items()}, pure))
   return nnx.merge(graphdef, params, rest)
+
+
+def from_checkpoint(ctor: Callable[[nnx.Rngs], nnx.Module], table, checkpoint,
+                    **convert_kwargs) -> nnx.Module:
+  """`ctor(rngs)` with its parameters converted from `checkpoint` through `table`
+  (strict; see `conversion.convert` for `prefix`, `excused`, `hint`)."""
+  model = abstract(ctor)
+  return with_params(model, conversion.convert(table, checkpoint, shapes(model),
+                                               **convert_kwargs))

@@ -7,7 +7,7 @@ InternViT checkpoint has the vision keys without the `vision_model.` prefix.
 import ml_collections
 import numpy as np
 
-from argenseg_jax.checkpoints import conversion, params
+from argenseg_jax.checkpoints import params
 from argenseg_jax.checkpoints.conversion import Rule
 from argenseg_jax.models.image_embedder import ImageEmbedder
 from argenseg_jax.models.intern_vit import InternViT
@@ -73,10 +73,6 @@ def embedder_config_from_hf(hf_chat: dict, llm_hidden_size: int) -> ml_collectio
       ps_version=hf_chat.get('ps_version', 'v1'), select_layer=hf_chat.get('select_layer', -1)))
 
 
-def abstract_vit(vision: ml_collections.ConfigDict) -> InternViT:
-  return params.abstract(lambda rngs: InternViT(vision, rngs))
-
-
 def abstract_embedder(cfg: ml_collections.ConfigDict) -> ImageEmbedder:
   return params.abstract(lambda rngs: ImageEmbedder(cfg, rngs))
 
@@ -88,17 +84,13 @@ def init_embedder(cfg: ml_collections.ConfigDict, seed: int = 0) -> ImageEmbedde
 def vit_from_state_dict(checkpoint: dict[str, np.ndarray], vision: ml_collections.ConfigDict,
                         prefix: str = '', excused=()) -> InternViT:
   """A standalone InternViT from `InternVisionModel.state_dict()` keys."""
-  model = abstract_vit(vision)
-  flat = conversion.convert(vit_table(vision), checkpoint, params.shapes(model),
-                            prefix=prefix, excused=excused)
-  return params.with_params(model, flat)
+  return params.from_checkpoint(lambda rngs: InternViT(vision, rngs), vit_table(vision),
+                                checkpoint, prefix=prefix, excused=excused)
 
 
 def embedder_from_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections.ConfigDict,
                              excused=()) -> ImageEmbedder:
   """The image path from an InternVL/ARGenSeg state_dict; `excused` patterns name the
   other keys (e.g. 'language_model.*') that may stay unused."""
-  model = abstract_embedder(cfg)
-  flat = conversion.convert(embedder_table(cfg), checkpoint, params.shapes(model),
-                            excused=excused)
-  return params.with_params(model, flat)
+  return params.from_checkpoint(lambda rngs: ImageEmbedder(cfg, rngs), embedder_table(cfg),
+                                checkpoint, excused=excused)

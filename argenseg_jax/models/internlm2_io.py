@@ -3,7 +3,7 @@
 import ml_collections
 import numpy as np
 
-from argenseg_jax.checkpoints import conversion, params
+from argenseg_jax.checkpoints import params
 from argenseg_jax.checkpoints.conversion import Rule
 from argenseg_jax.models.internlm2 import InternLM2, check_config
 
@@ -56,18 +56,8 @@ def conversion_table(cfg: ml_collections.ConfigDict, theirs: str = '',
                   Rule(f'{ours}output', f'{theirs}output.weight', 'linear_oi_to_io')]
 
 
-def abstract_internlm2(cfg: ml_collections.ConfigDict) -> InternLM2:
-  return params.abstract(lambda rngs: InternLM2(cfg, rngs))
-
-
-def init_internlm2(cfg: ml_collections.ConfigDict, seed: int = 0) -> InternLM2:
-  return params.init(lambda rngs: InternLM2(cfg, rngs), seed)
-
-
 def from_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections.ConfigDict,
                     theirs: str = '', excused=()) -> InternLM2:
   """InternLM2 from `InternLM2ForCausalLM.state_dict()` keys under the prefix `theirs`."""
-  model = abstract_internlm2(cfg)
-  flat = conversion.convert(conversion_table(cfg, theirs), checkpoint, params.shapes(model),
-                            excused=excused)
-  return params.with_params(model, flat)
+  return params.from_checkpoint(lambda rngs: InternLM2(cfg, rngs),
+                                conversion_table(cfg, theirs), checkpoint, excused=excused)

@@ -23,13 +23,7 @@ def conversion_table(cfg: ml_collections.ConfigDict) -> list[conversion.Rule]:
                                           ours='language_model/'))
 
 
-def abstract_internvl_chat(cfg: ml_collections.ConfigDict) -> InternVLChat:
-  return params.abstract(lambda rngs: InternVLChat(cfg, rngs))
-
-
 def from_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections.ConfigDict,
                     excused=()) -> InternVLChat:
-  model = abstract_internvl_chat(cfg)
-  flat = conversion.convert(conversion_table(cfg), checkpoint, params.shapes(model),
-                            excused=excused)
-  return params.with_params(model, flat)
+  return params.from_checkpoint(lambda rngs: InternVLChat(cfg, rngs), conversion_table(cfg),
+                                checkpoint, excused=excused)

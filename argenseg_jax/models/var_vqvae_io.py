@@ -119,11 +119,9 @@ def _config_hint(checkpoint: dict, cfg: ml_collections.ConfigDict, prefix: str) 
 def from_torch_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections.ConfigDict,
                           prefix: str = '') -> VQVAE:
   """Builds `VQVAE(cfg)` from a VAR state_dict (keys optionally under `prefix`)."""
-  model = abstract_vqvae(cfg)
-  flat = conversion.convert(conversion_table(cfg), checkpoint, params.shapes(model),
-                            prefix=prefix, excused=EXCUSED_KEYS,
-                            hint=_config_hint(checkpoint, cfg, prefix))
-  return params.with_params(model, flat)
+  return params.from_checkpoint(lambda rngs: VQVAE(cfg, rngs), conversion_table(cfg),
+                                checkpoint, prefix=prefix, excused=EXCUSED_KEYS,
+                                hint=_config_hint(checkpoint, cfg, prefix))
 
 
 def save_vqvae(model: VQVAE, cfg: ml_collections.ConfigDict, out_dir) -> pathlib.Path:
