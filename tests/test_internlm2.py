@@ -9,8 +9,10 @@ import pytest
 
 from argenseg_jax.checkpoints import params
 from argenseg_jax.checkpoints.conversion import TRANSFORMS
-from argenseg_jax.models import internlm2_io, internvl_chat_io
-from argenseg_jax.models.internlm2 import InternLM2, KVCache
+from argenseg_jax.config_args import load_config
+from argenseg_jax.models import argenseg_io, internlm2_io, internvl_chat_io, var_vqvae_io
+from argenseg_jax.models.argenseg import ARGenSeg
+from argenseg_jax.models.internlm2 import InternLM2
 from argenseg_jax.models.internvl_chat import InternVLChat
 from tests.conftest import reference_file
 from tests.helpers import read_keys_tsv
@@ -38,6 +40,24 @@ def test_real_internvl_chat_keys_match_argenseg_8b():
   assert sorted({r.theirs for r in table}) == sorted(reference)
   assert sorted(r.ours for r in table) == sorted(shapes)
   for r in table:  # each transform maps the reference shape onto ours
+    dummy = np.zeros(reference[r.theirs], np.int8)
+    assert TRANSFORMS[r.transform](dummy, *r.args).shape == shapes[r.ours], r
+
+
+def test_real_argenseg_8b_keys_match_the_reference_exactly():
+  token_ids = {'<IMG_CONTEXT>': 92546, '<mask>': 92553, '<ge_start>': 92554,
+               '<ge_end>': 92555, '<MASK_CONTEXT>': 92556}
+  cfg = argenseg_io.config_from_hf(_reference_chat_config(), token_ids, load_config('var_vqvae'))
+  assert cfg.tokens.visual_token_base == 92557
+  model = params.abstract(functools.partial(ARGenSeg, cfg))
+  shapes = params.shapes(model)
+  reference = read_keys_tsv(reference_file('argenseg-8b-keys.tsv'))
+  excused = {f'image_tokenizer.{k}' for k in var_vqvae_io.EXCUSED_KEYS}
+  table = argenseg_io.conversion_table(cfg)
+  assert sorted({r.theirs for r in table}) == sorted(set(reference) - excused)
+  assert sorted(r.ours for r in table) == sorted(shapes)
+  assert params.count(model) == 8_220_862_339  # spec: total without the VQ statistics buffer
+  for r in table:
     dummy = np.zeros(reference[r.theirs], np.int8)
     assert TRANSFORMS[r.transform](dummy, *r.args).shape == shapes[r.ours], r
 
@@ -73,7 +93,7 @@ def test_chunked_cache_equals_full_forward(tiny_llm):
   pos = jnp.broadcast_to(jnp.arange(n), (b, n))
 
   def run(chunks, size):
-    cache, outs, start = KVCache.empty(cfg, b, size), [], 0
+    cache, outs, start = model.empty_cache(b, size), [], 0
     for c in chunks:
       hidden, cache = model(model.embed(ids[:, start:start + c]), pos[:, start:start + c],
                             mask[:, start:start + c], cache)

@@ -11,6 +11,9 @@ from argenseg_jax.parity.compare import compare
 from argenseg_jax.parity.kinds import RUNNERS
 from tests.conftest import GOLDEN, golden_fixture
 
+# Fixtures whose kind is implemented in part so far: the outputs checked.
+PARTIAL = {'argenseg': 'train_,mask_'}  # generation (b1_*, cfg_*) needs the sampler
+
 
 def _implemented_fixtures():
   if not GOLDEN.is_dir():
@@ -25,7 +28,8 @@ def _implemented_fixtures():
 
 @pytest.mark.parametrize('name', _implemented_fixtures())
 def test_golden_fixture_passes(name, capsys):
-  code = parity.main([str(golden_fixture(name))])
+  only = ['--only', PARTIAL[name]] if name in PARTIAL else []
+  code = parity.main([str(golden_fixture(name))] + only)
   out = capsys.readouterr().out
   assert code == 0, out
   assert 'PASSED' in out
@@ -71,8 +75,8 @@ def test_checker_fails_on_a_wrong_reference(tmp_path, capsys):
 
 
 def test_unimplemented_kind_fails_loudly(tmp_path, capsys):
-  assert parity.main([str(_linked_fixture(tmp_path, kind='argenseg'))]) == 2
-  assert "kind 'argenseg' is not implemented yet" in capsys.readouterr().err
+  assert parity.main([str(_linked_fixture(tmp_path, kind='segment_anything'))]) == 2
+  assert "kind 'segment_anything' is not implemented yet" in capsys.readouterr().err
 
 
 def test_missing_fixture_folder(tmp_path, capsys):

@@ -6,11 +6,11 @@ from flax import nnx
 
 
 def dense(in_dim: int, out_dim: int, axes: tuple[str | None, str | None], rngs: nnx.Rngs,
-          *, use_bias: bool = True) -> nnx.Linear:
-  """`x @ W + b` with `W: [in, out]` (a torch Linear weight transposed)."""
+          *, use_bias: bool = True, kernel_init=nnx.initializers.lecun_normal()) -> nnx.Linear:
+  """`x @ W + b` with `W: [in, out]` (a torch Linear weight transposed); zero bias."""
   return nnx.Linear(
       in_dim, out_dim, use_bias=use_bias,
-      kernel_init=nnx.with_partitioning(nnx.initializers.lecun_normal(), axes),
+      kernel_init=nnx.with_partitioning(kernel_init, axes),
       bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (axes[1],)),
       rngs=rngs)
 

@@ -31,9 +31,9 @@ class KVCache(NamedTuple):
   length: jax.Array
 
   @classmethod
-  def empty(cls, cfg: ml_collections.ConfigDict, batch: int, size: int,
+  def empty(cls, layers: int, kv_heads: int, head_dim: int, batch: int, size: int,
             dtype=jnp.float32) -> 'KVCache':
-    shape = (cfg.num_hidden_layers, batch, size, cfg.num_key_value_heads, cfg.head_dim)
+    shape = (layers, batch, size, kv_heads, head_dim)
     return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype),
                jnp.zeros((batch, size), bool), jnp.zeros((), jnp.int32))
 
@@ -116,7 +116,9 @@ class InternLM2(nnx.Module):
 
   def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
     check_config(cfg)
-    self.cfg_max_positions = cfg.max_position_embeddings
+    self.max_positions = cfg.max_position_embeddings
+    self.rope_scaling_factor = cfg.rope_scaling_factor
+    self.cache_dims = (cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim)
     init = nnx.initializers.normal(cfg.initializer_range)
     self.tok_embeddings = nnx.Embed(
         cfg.vocab_size, cfg.hidden_size,
@@ -125,6 +127,15 @@ class InternLM2(nnx.Module):
     self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, 'embed', rngs)
     self.output = _param(init, rngs.params(), (cfg.hidden_size, cfg.vocab_size),
                          ('embed', 'vocab'))
+
+  def empty_cache(self, batch: int, size: int, dtype=jnp.float32) -> KVCache:
+    """A cache for `size` tokens per row. Beyond `max_position_embeddings` the original
+    switches to dynamic-NTK RoPE, which is not implemented: refused here."""
+    if size > self.max_positions and self.rope_scaling_factor != 1.0:
+      raise NotImplementedError(
+          f'a {size}-token context exceeds max_position_embeddings {self.max_positions}, '
+          'where dynamic-NTK RoPE scaling would start; use at most that many tokens.')
+    return KVCache.empty(*self.cache_dims, batch, size, dtype)
 
   def embed(self, ids: jax.Array) -> jax.Array:
     """Token ids `[B, L]` -> embeddings `[B, L, D]`."""
@@ -166,11 +177,3 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
   if cfg.get('bias', False):
     raise ValueError('InternLM2 with biases (bias=True) is not supported.')
 
-
-def shifted_cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-  """Mean next-token cross-entropy; labels `[B, L]` with -100 = ignored (HF convention)."""
-  logits, labels = logits[:, :-1], labels[:, 1:]
-  valid = labels != -100
-  logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-  nll = -jnp.take_along_axis(logp, jnp.where(valid, labels, 0)[..., None], axis=-1)[..., 0]
-  return jnp.sum(jnp.where(valid, nll, 0.0)) / jnp.maximum(jnp.sum(valid), 1)

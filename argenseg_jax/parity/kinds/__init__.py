@@ -3,13 +3,14 @@
 `wanted(name)` says whether an output was asked for, so a runner can skip work.
 """
 
-from argenseg_jax.parity.kinds import intern_vision, internlm2, var_vqvae
+from argenseg_jax.parity.kinds import argenseg, intern_vision, internlm2, var_vqvae
 
 RUNNERS = {
     'var_vqvae': var_vqvae.run,
     'intern_vit': intern_vision.run_intern_vit,
     'internlm2': internlm2.run,
     'internvl_chat': intern_vision.run_internvl_chat,
+    'argenseg': argenseg.run,  # training forward so far; generation needs the sampler
 }
 
 

@@ -7,7 +7,6 @@ from flax import nnx
 
 from argenseg_jax.checkpoints.torch_files import read_safetensors
 from argenseg_jax.models import image_embedder_io, internvl_chat_io
-from argenseg_jax.models.internlm2 import KVCache
 
 
 def _nhwc(pixels: np.ndarray) -> jax.Array:
@@ -51,7 +50,7 @@ def run_internvl_chat(fixture, wanted) -> dict[str, np.ndarray]:
     b, n = ids.shape
     positions = jnp.broadcast_to(jnp.arange(n), (b, n))
     hidden, _ = m(embeds, positions, jnp.ones((b, n), bool),
-                  KVCache.empty(cfg.llm, b, n, embeds.dtype))
+                  m.language_model.empty_cache(b, n, embeds.dtype))
     return feats, embeds, m.language_model.logits(hidden)
 
   feats, embeds, logits = forward(state, pixels, ids, flags)

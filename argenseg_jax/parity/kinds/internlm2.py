@@ -7,7 +7,7 @@ from flax import nnx
 
 from argenseg_jax.checkpoints.torch_files import read_safetensors
 from argenseg_jax.models import internlm2_io
-from argenseg_jax.models.internlm2 import KVCache, shifted_cross_entropy
+from argenseg_jax.layers.losses import shifted_cross_entropy
 
 PREFILL = 15  # the fixture's prefill length; the remaining tokens are one-token steps
 
@@ -30,16 +30,16 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
     return jnp.broadcast_to(jnp.arange(start, start + length, dtype=jnp.int32), (b, length))
 
   out = {}
-  hidden, logits, _ = forward(state, ids, arange(0, n), mask, KVCache.empty(cfg, b, n))
+  hidden, logits, _ = forward(state, ids, arange(0, n), mask, model.empty_cache(b, n))
   out.update(last_hidden_state=np.asarray(hidden), logits=np.asarray(logits))
   labels = jnp.where(mask, ids, -100)
   out['loss'] = np.asarray(shifted_cross_entropy(logits, labels), np.float32).reshape(1)
   if wanted('logits_posid_from_mask'):
     positions = jnp.asarray(fixture.inputs['position_ids_from_mask'], jnp.int32)
     out['logits_posid_from_mask'] = np.asarray(
-        forward(state, ids, positions, mask, KVCache.empty(cfg, b, n))[1])
+        forward(state, ids, positions, mask, model.empty_cache(b, n))[1])
   if any(wanted(p) for p in ('prefill_', 'logits_prefill', 'logits_cached')):
-    cache = KVCache.empty(cfg, b, n)
+    cache = model.empty_cache(b, n)
     _, prefill_logits, cache = forward(state, ids[:, :PREFILL], arange(0, PREFILL),
                                        mask[:, :PREFILL], cache)
     for layer in range(cfg.num_hidden_layers):  # [B, T, KV, hd] -> [B, KV, T, hd]

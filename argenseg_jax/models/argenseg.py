@@ -1,0 +1,118 @@
+"""ARGenSeg: InternVL2.5 that writes a mask as 680 VQ-VAE codes, one scale per pass.
+
+On top of `InternVLChat`: `word_embed` (Linear Cvae -> D), `pos_1LC` `[1, L, D]`,
+`lvl_embed` `[S, D]` and the frozen VAR VQ-VAE `image_tokenizer`. After `<ge_start>`,
+the `L - 1` `<MASK_CONTEXT>` slots take `word_embed(var_input) + lvl_embed[scale] +
+pos_1LC[slot]` (slot 0 is the `<ge_start>` token itself); the logits at slot k predict
+visual token k, whose vocabulary id is `visual_token_base + code`.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from argenseg_jax.layers.linear import dense
+from argenseg_jax.layers.losses import masked_cross_entropy
+from argenseg_jax.models.internvl_chat import InternVLChat, replace_rows
+from argenseg_jax.models.var_vqvae import VQVAE, num_tokens
+
+
+class TrainOutput(NamedTuple):
+  loss: jax.Array           # [] text_loss + gen_loss (text_loss alone without masks)
+  text_loss: jax.Array      # [] mean CE over text targets
+  gen_loss: jax.Array       # [] mean CE over visual-token targets
+  logits: jax.Array         # [B, L, V] float32
+  labels: jax.Array         # [B, L] with the <MASK_CONTEXT> labels replaced by visual ids
+  inputs_embeds: jax.Array  # [B, L, D] what the LLM read
+
+
+class ARGenSeg(InternVLChat):
+  """`vision`, `language_model`, `word_embed`, `pos_1LC`, `lvl_embed`, `image_tokenizer`."""
+
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+    super().__init__(cfg, rngs)
+    self.tokens = ml_collections.FrozenConfigDict(cfg.tokens)
+    self.patch_nums = tuple(cfg.vqvae.patch_nums)
+    d, z = cfg.llm.hidden_size, cfg.vqvae.z_channels
+    if cfg.llm.vocab_size != cfg.tokens.visual_token_base + cfg.vqvae.vocab_size:
+      raise ValueError(f'vocab_size {cfg.llm.vocab_size} != visual_token_base '
+                       f'{cfg.tokens.visual_token_base} + VQ-VAE vocab {cfg.vqvae.vocab_size}: '
+                       'the last rows of the output head must be the visual codes.')
+    zeros = nnx.initializers.zeros_init()  # the effective init of the original
+    self.word_embed = dense(z, d, (None, 'embed'), rngs, kernel_init=zeros)
+    self.pos_1LC = nnx.Param(zeros(rngs.params(), (1, num_tokens(self.patch_nums), d)),
+                             out_sharding=(None, None, 'embed'))
+    self.lvl_embed = nnx.Embed(len(self.patch_nums), d,
+                               embedding_init=nnx.with_partitioning(zeros, (None, 'embed')),
+                               rngs=rngs)
+    self.image_tokenizer = VQVAE(cfg.vqvae, rngs)
+
+  @property
+  def level_of_slot(self) -> np.ndarray:
+    """`lvl_1L`: the scale index of every pyramid slot, `[L]`."""
+    return np.repeat(np.arange(len(self.patch_nums)), [p * p for p in self.patch_nums])
+
+  def slot_embeddings(self, var_input: jax.Array, start: int = 1) -> jax.Array:
+    """Inputs of slots `start .. start + n - 1` from `var_input [B, n, Cvae]`:
+    `word_embed(var_input) + lvl_embed[level] + pos_1LC[slot]` -> `[B, n, D]`."""
+    slots = np.arange(start, start + var_input.shape[1])
+    extra = self.lvl_embed(jnp.asarray(self.level_of_slot[slots])) + self.pos_1LC[0, slots]
+    return self.word_embed(var_input) + extra[None].astype(var_input.dtype)
+
+  def mask_targets(self, masks: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Masks `[n, 256, 256, 3]` in [-1, 1] -> (visual-token ids `[n, L]`, teacher inputs
+    `[n, L - 1, Cvae]`), computed by the frozen tokenizer without gradient."""
+    codes = self.image_tokenizer.img_to_idxBl(masks)
+    var_input = self.image_tokenizer.idxBl_to_var_input(codes)
+    ids = jnp.concatenate(codes, axis=1) + self.tokens.visual_token_base
+    return jax.lax.stop_gradient(ids), jax.lax.stop_gradient(var_input)
+
+  def train_inputs(self, ids: jax.Array, labels: jax.Array, pixels: jax.Array,
+                   image_flags: jax.Array, masks: jax.Array,
+                   mask_flags: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """LLM input embeddings `[B, L, D]` and effective labels `[B, L]` for teacher forcing.
+
+    ids / labels: `[B, L]` (labels -100 where ignored; a mask span is `<ge_start>`,
+    `L_v - 1` x `<MASK_CONTEXT>`, `<ge_end>`, labelled `<MASK_CONTEXT>` from the first
+    context slot through `<ge_end>`); pixels `[T, 448, 448, 3]` with `image_flags [T]`;
+    masks `[n, 256, 256, 3]` in [-1, 1] with `mask_flags [n]` (flag-0 masks are
+    tokenised and then dropped, like the original).
+    """
+    tokens = self.tokens
+    target_ids, var_input = self.mask_targets(masks)
+    n, slots = target_ids.shape
+    valid = mask_flags.astype(bool)
+    embeds = self.embed_inputs(ids, pixels, image_flags)
+    mask_embeds = self.slot_embeddings(var_input).astype(embeds.dtype)
+    embeds = replace_rows(embeds, ids == tokens.mask_context_token_id,
+                          mask_embeds.reshape(n * (slots - 1), -1),
+                          jnp.repeat(valid, slots - 1))
+    labels = replace_rows(labels[..., None], labels == tokens.mask_context_token_id,
+                          target_ids.reshape(-1, 1), jnp.repeat(valid, slots))[..., 0]
+    return embeds, labels
+
+  def train_forward(self, ids: jax.Array, labels: jax.Array, token_mask: jax.Array,
+                    pixels: jax.Array, image_flags: jax.Array, masks: jax.Array,
+                    mask_flags: jax.Array) -> TrainOutput:
+    """The original's training forward (one teacher-forced pass; see `train_inputs`):
+    text and visual-token losses, each a mean over its own targets, full-vocabulary
+    softmax. `token_mask [B, L]` is False on padding."""
+    embeds, labels = self.train_inputs(ids, labels, pixels, image_flags, masks, mask_flags)
+    b, length = ids.shape
+    positions = jnp.maximum(jnp.cumsum(token_mask, axis=1) - 1, 0)
+    hidden, _ = self(embeds, positions, token_mask,
+                     self.language_model.empty_cache(b, length, embeds.dtype))
+    logits = self.language_model.logits(hidden)
+    shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1])
+    shift_labels = labels[:, 1:].reshape(-1)
+    mask_context = self.tokens.mask_context_token_id
+    is_text = (shift_labels != -100) & (shift_labels <= mask_context)
+    is_gen = shift_labels > mask_context
+    text_loss = masked_cross_entropy(shift_logits, shift_labels, is_text)
+    gen_loss = masked_cross_entropy(shift_logits, shift_labels, is_gen)
+    loss = text_loss + jnp.where(is_gen.any(), gen_loss, 0.0)
+    return TrainOutput(loss, text_loss, gen_loss, logits, labels, embeds)

@@ -1,0 +1,53 @@
+"""Building and loading ARGenSeg (`InternVLGenSeg` state_dict keys)."""
+
+import ml_collections
+import numpy as np
+
+from argenseg_jax.checkpoints import params
+from argenseg_jax.checkpoints.conversion import Rule
+from argenseg_jax.models import internvl_chat_io, var_vqvae_io
+from argenseg_jax.models.argenseg import ARGenSeg
+
+# Special tokens ARGenSeg adds after InternVL's, in this order (ids follow the tokenizer).
+ARGENSEG_TOKENS = ('<mask>', '<ge_start>', '<ge_end>', '<MASK_CONTEXT>')
+
+
+def token_config(token_ids: dict[str, int]) -> ml_collections.ConfigDict:
+  """The ids the model needs, from the tokenizer's added tokens; the visual codes follow
+  `<MASK_CONTEXT>` (id of code i = `<MASK_CONTEXT>` + 1 + i)."""
+  missing = [t for t in ('<IMG_CONTEXT>',) + ARGENSEG_TOKENS[1:] if t not in token_ids]
+  if missing:
+    raise ValueError(f'the tokenizer lacks the special tokens {missing}: not an ARGenSeg '
+                     'checkpoint (InternVL checkpoints need the ARGenSeg tokens added).')
+  return ml_collections.ConfigDict(dict(
+      img_context_token_id=token_ids['<IMG_CONTEXT>'],
+      gen_start_token_id=token_ids['<ge_start>'], gen_end_token_id=token_ids['<ge_end>'],
+      mask_context_token_id=token_ids['<MASK_CONTEXT>'],
+      visual_token_base=token_ids['<MASK_CONTEXT>'] + 1))
+
+
+def config_from_hf(chat: dict, token_ids: dict[str, int],
+                   vqvae: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Our config from an `InternVLChatConfig` dict, the tokenizer's special-token ids and
+  the VQ-VAE config (whose patch_nums set the 256 / 512 px schedule)."""
+  tokens = token_config(token_ids)
+  cfg = internvl_chat_io.config_from_hf(chat, tokens.img_context_token_id)
+  cfg.tokens = tokens
+  cfg.vqvae = vqvae
+  return cfg
+
+
+def conversion_table(cfg: ml_collections.ConfigDict) -> list[Rule]:
+  extras = [Rule('word_embed/kernel', 'word_embed.weight', 'linear_oi_to_io'),
+            Rule('word_embed/bias', 'word_embed.bias'), Rule('pos_1LC', 'pos_1LC'),
+            Rule('lvl_embed/embedding', 'lvl_embed.weight')]
+  vae = [Rule(f'image_tokenizer/{r.ours}', f'image_tokenizer.{r.theirs}', r.transform, r.args)
+         for r in var_vqvae_io.conversion_table(cfg.vqvae)]
+  return internvl_chat_io.conversion_table(cfg) + extras + vae
+
+
+def from_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections.ConfigDict) -> ARGenSeg:
+  """ARGenSeg from an `InternVLGenSeg.state_dict()` holding `image_tokenizer.*`."""
+  excused = tuple(f'image_tokenizer.{k}' for k in var_vqvae_io.EXCUSED_KEYS)
+  return params.from_checkpoint(lambda rngs: ARGenSeg(cfg, rngs), conversion_table(cfg),
+                                checkpoint, excused=excused)
