@@ -2,6 +2,7 @@
 
   argenseg vae-roundtrip   mask image -> multi-scale codes -> reconstructed mask PNG
   argenseg convert vae     VAR vae_ch160v4096z32.pth -> our checkpoint directory
+  argenseg convert model   ARGenSeg-8B (Hugging Face-style directory) -> our checkpoint
   argenseg parity          compare with reference outputs of the original code
 """
 
@@ -55,10 +56,15 @@ def _vae_roundtrip(args) -> int:
 
 def _convert(args) -> int:
   from argenseg_jax.config_args import load_config  # pylint: disable=import-outside-toplevel
-  from argenseg_jax.models import var_vqvae_io  # pylint: disable=import-outside-toplevel
-  cfg = load_config(args.config or 'var_vqvae')
-  model, cfg = var_vqvae_io.load_vqvae(args.src, cfg)
-  out = var_vqvae_io.save_vqvae(model, cfg, args.dst)
+  if args.what == 'vae':
+    from argenseg_jax.models import var_vqvae_io  # pylint: disable=import-outside-toplevel
+    model, cfg = var_vqvae_io.load_vqvae(args.src, load_config(args.config or 'var_vqvae'))
+    out = var_vqvae_io.save_vqvae(model, cfg, args.dst)
+  else:
+    from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
+    model, cfg = pretrained.load_pretrained(
+        args.src, vae=args.vae, vqvae_config=load_config(args.config) if args.config else None)
+    out = pretrained.save_pretrained(model, cfg, args.dst)
   print(f'converted {args.src} -> {out} (no PyTorch needed to load it)')
   return 0
 
@@ -85,11 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
   rt.add_argument('--previews', help='folder for the coarse-to-fine decodes of every scale')
   rt.set_defaults(func=_vae_roundtrip)
 
-  cv = sub.add_parser('convert', help='convert a PyTorch checkpoint to our format')
-  cv.add_argument('what', choices=['vae'], help='which model the checkpoint holds')
-  cv.add_argument('--from', dest='src', required=True, help='e.g. vae_ch160v4096z32.pth')
+  cv = sub.add_parser('convert', help='convert a PyTorch checkpoint to our format',
+                      description='vae: a VAR .pth -> config.json + params.safetensors. '
+                      'model: a Hugging Face-style ARGenSeg directory (config.json, '
+                      '(sharded) safetensors, tokenizer files) -> our orbax checkpoint.')
+  cv.add_argument('what', choices=['vae', 'model'], help='which model the checkpoint holds')
+  cv.add_argument('--from', dest='src', required=True,
+                  help='vae_ch160v4096z32.pth, or the ARGenSeg-8B directory')
   cv.add_argument('--to', dest='dst', required=True, help='output directory')
-  cv.add_argument('--config', help='config spec (default: var_vqvae = ch160, vocab 4096)')
+  cv.add_argument('--vae', help='model: a VAR .pth for the image tokenizer (replaces or '
+                  'supplies the image_tokenizer.* weights)')
+  cv.add_argument('--config', help='VQ-VAE config spec (default: var_vqvae = ch160, vocab '
+                  '4096, 256 px)')
   cv.set_defaults(func=_convert)
 
   pa = sub.add_parser('parity', help='check our model against a golden fixture')

@@ -54,3 +54,12 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   module = importlib.util.module_from_spec(module_spec)
   module_spec.loader.exec_module(module)
   return module.get_config(arg or None)
+
+
+def from_json(data: dict) -> ml_collections.ConfigDict:
+  """A ConfigDict from JSON-decoded data, lists turned back into tuples."""
+  def fix(v):
+    if isinstance(v, dict):
+      return {k: fix(x) for k, x in v.items()}
+    return tuple(fix(x) for x in v) if isinstance(v, list) else v
+  return ml_collections.ConfigDict(fix(data))

@@ -12,14 +12,17 @@ from argenseg_jax.checkpoints import params
 from argenseg_jax.config_args import load_config
 
 
-def parse_args(doc: str, default_config: str) -> argparse.Namespace:
-  """`--config`, `--batch 1,8` (parsed to a list of ints) and `--reps`."""
+def parse_args(doc: str, default_config: str, **int_options: int) -> argparse.Namespace:
+  """`--config`, `--batch 1,8` (parsed to a list of ints), `--reps`, and one integer
+  option per keyword (`prompt=300` -> `--prompt`)."""
   flags.FLAGS.mark_as_parsed()
   parser = argparse.ArgumentParser(description=doc,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--config', default=default_config)
   parser.add_argument('--batch', default='1,8')
   parser.add_argument('--reps', type=int, default=3)
+  for name, default in int_options.items():
+    parser.add_argument(f'--{name}', type=int, default=default)
   args = parser.parse_args()
   args.batch = [int(v) for v in args.batch.split(',')]
   return args

@@ -1,5 +1,8 @@
 """Small configs and checkpoint writers shared by tests."""
 
+import json
+import pathlib
+
 import numpy as np
 from flax import nnx
 
@@ -46,3 +49,25 @@ def to_var_state_dict(model, cfg) -> dict[str, np.ndarray]:
   sd = export_state_dict(model, var_vqvae_io.conversion_table(cfg))
   sd['quantize.ema_vocab_hit_SV'] = np.zeros((len(cfg.patch_nums), cfg.vocab_size), np.float32)
   return sd
+
+
+def make_hf_dir(fixture: pathlib.Path, out: pathlib.Path, *, shards: int = 2) -> pathlib.Path:
+  """A Hugging Face-style ARGenSeg directory (config.json, sharded safetensors + index,
+  added_tokens.json) holding the weights of the golden `argenseg` fixture."""
+  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.checkpoints.torch_files import read_safetensors  # pylint: disable=import-outside-toplevel
+  out.mkdir(parents=True, exist_ok=True)
+  config = json.loads((fixture / 'config.json').read_text())
+  chat = dict(config['ctor_kwargs'], architectures=['InternVLChatModel'])
+  (out / 'config.json').write_text(json.dumps(chat))
+  (out / 'added_tokens.json').write_text(json.dumps(config['token_ids']))
+  weights = read_safetensors(fixture / 'model.safetensors')
+  keys = sorted(weights)
+  weight_map = {}
+  for i in range(shards):
+    name = f'model-{i + 1:05d}-of-{shards:05d}.safetensors'
+    part = keys[i::shards]
+    save_file({k: weights[k] for k in part}, str(out / name))
+    weight_map.update({k: name for k in part})
+  (out / 'model.safetensors.index.json').write_text(json.dumps({'weight_map': weight_map}))
+  return out

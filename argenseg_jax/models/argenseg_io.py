@@ -49,5 +49,6 @@ def conversion_table(cfg: ml_collections.ConfigDict) -> list[Rule]:
 def from_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections.ConfigDict) -> ARGenSeg:
   """ARGenSeg from an `InternVLGenSeg.state_dict()` holding `image_tokenizer.*`."""
   excused = tuple(f'image_tokenizer.{k}' for k in var_vqvae_io.EXCUSED_KEYS)
-  return params.from_checkpoint(lambda rngs: ARGenSeg(cfg, rngs), conversion_table(cfg),
-                                checkpoint, excused=excused)
+  return params.from_checkpoint(
+      lambda rngs: ARGenSeg(cfg, rngs), conversion_table(cfg), checkpoint, excused=excused,
+      hint=var_vqvae_io.config_hint(checkpoint, cfg.vqvae, 'image_tokenizer.'))

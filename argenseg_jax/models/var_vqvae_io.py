@@ -6,15 +6,14 @@ with '/'-joined parameter paths), written by `argenseg convert vae`.
 """
 
 import json
-import os
 import pathlib
-import shutil
-import tempfile
 
 import ml_collections
 import numpy as np
 
+from argenseg_jax import config_args
 from argenseg_jax.checkpoints import conversion, params
+from argenseg_jax.checkpoints.atomic import atomic_directory
 from argenseg_jax.checkpoints.conversion import Rule
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_pth, read_safetensors
 from argenseg_jax.models.var_vqvae import VQVAE
@@ -99,7 +98,7 @@ def init_vqvae(cfg: ml_collections.ConfigDict, seed: int = 0) -> VQVAE:
   return params.init(lambda rngs: VQVAE(cfg, rngs), seed)
 
 
-def _config_hint(checkpoint: dict, cfg: ml_collections.ConfigDict, prefix: str) -> str:
+def config_hint(checkpoint: dict, cfg: ml_collections.ConfigDict, prefix: str) -> str:
   """Names the config a VAR checkpoint was made for, when it differs from `cfg`."""
   try:
     found = dict(ch=checkpoint[prefix + 'encoder.conv_in.weight'].shape[0],
@@ -112,8 +111,8 @@ def _config_hint(checkpoint: dict, cfg: ml_collections.ConfigDict, prefix: str) 
     return ''
   want = ', '.join(f'{k}={cfg[k]}' for k in diff)
   got = ','.join(f'{k}={v}' for k, v in diff.items())
-  return (f'The checkpoint was made for {got} but the config has {want}: load it with '
-          f'the matching config, e.g. --config var_vqvae:{got}.')
+  return (f'The VQ-VAE weights were made for {got} but the config has {want}: load them '
+          f'with the matching config, e.g. var_vqvae:{got}.')
 
 
 def from_torch_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections.ConfigDict,
@@ -121,31 +120,18 @@ def from_torch_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections
   """Builds `VQVAE(cfg)` from a VAR state_dict (keys optionally under `prefix`)."""
   return params.from_checkpoint(lambda rngs: VQVAE(cfg, rngs), conversion_table(cfg),
                                 checkpoint, prefix=prefix, excused=EXCUSED_KEYS,
-                                hint=_config_hint(checkpoint, cfg, prefix))
+                                hint=config_hint(checkpoint, cfg, prefix))
 
 
 def save_vqvae(model: VQVAE, cfg: ml_collections.ConfigDict, out_dir) -> pathlib.Path:
   """Writes `out_dir/{config.json, params.safetensors}` atomically (temp dir + rename)."""
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
-  out_dir = pathlib.Path(out_dir)
-  out_dir.parent.mkdir(parents=True, exist_ok=True)
-  flat = params.flat_params(model)
-  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', dir=out_dir.parent))
-  try:
-    save_file({k: np.asarray(v) for k, v in flat.items()}, str(tmp / PARAMS_FILE))
+  with atomic_directory(out_dir) as tmp:
+    save_file({k: np.asarray(v) for k, v in params.flat_params(model).items()},
+              str(tmp / PARAMS_FILE))
     (tmp / 'config.json').write_text(json.dumps(
         {'format': FORMAT, 'version': 1, 'model': cfg.to_dict()}, indent=1))
-    old = None
-    if out_dir.exists():  # swap in the new one, then drop the old: never a missing dir
-      old = out_dir.with_name(f'.{out_dir.name}.old')
-      shutil.rmtree(old, ignore_errors=True)
-      os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    if old is not None:
-      shutil.rmtree(old, ignore_errors=True)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
-  return out_dir
+  return pathlib.Path(out_dir)
 
 
 def load_vqvae(path, cfg: ml_collections.ConfigDict | None = None) -> tuple[VQVAE, ml_collections.ConfigDict]:
@@ -164,8 +150,7 @@ def load_vqvae(path, cfg: ml_collections.ConfigDict | None = None) -> tuple[VQVA
     meta = json.loads(meta_file.read_text())
     if meta.get('format') != FORMAT:
       raise CheckpointError(f'{meta_file} has format {meta.get("format")!r}, expected {FORMAT!r}.')
-    stored = ml_collections.ConfigDict(
-        {k: tuple(v) if isinstance(v, list) else v for k, v in meta['model'].items()})
+    stored = config_args.from_json(meta['model'])
     if cfg is not None and cfg.to_dict() != stored.to_dict():
       raise CheckpointError(f'{path} was saved with config {stored.to_dict()}, which '
                             f'differs from the requested {cfg.to_dict()}.')

@@ -1,0 +1,28 @@
+"""Writing a checkpoint directory so that it is either complete or absent."""
+
+import contextlib
+import os
+import pathlib
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_directory(out_dir):
+  """Yields a temporary sibling directory; on success it replaces `out_dir` (an old
+  `out_dir` is swapped out first and then deleted), on error it is removed."""
+  out_dir = pathlib.Path(out_dir)
+  out_dir.parent.mkdir(parents=True, exist_ok=True)
+  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', dir=out_dir.parent))
+  try:
+    yield tmp
+    old = None
+    if out_dir.exists():
+      old = out_dir.with_name(f'.{out_dir.name}.old')
+      shutil.rmtree(old, ignore_errors=True)
+      os.replace(out_dir, old)
+    os.replace(tmp, out_dir)
+    if old is not None:
+      shutil.rmtree(old, ignore_errors=True)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,93 @@
+"""Loading ARGenSeg checkpoints: released Hugging Face-style directories and our own.
+
+  model, cfg = load_pretrained('ARGenSeg-8B/')                  # HF directory
+  model, cfg = load_pretrained('ARGenSeg-8B/', vae='vae_ch160v4096z32.pth')
+  convert_pretrained('ARGenSeg-8B/', 'ckpt/argenseg')           # -> our orbax format
+  model, cfg = load_pretrained('ckpt/argenseg')
+
+Every checkpoint key goes through the explicit conversion table; a missing, unused or
+misshaped key is an error that names it.
+"""
+
+import functools
+import json
+import pathlib
+
+import ml_collections
+import orbax.checkpoint as ocp
+from flax import nnx
+
+from argenseg_jax import config_args
+from argenseg_jax.checkpoints import conversion, hf_dir, params
+from argenseg_jax.checkpoints.atomic import atomic_directory
+from argenseg_jax.checkpoints.torch_files import CheckpointError, read_pth
+from argenseg_jax.models import argenseg_io
+from argenseg_jax.models.argenseg import ARGenSeg
+
+FORMAT = 'argenseg-jax/argenseg'
+META_FILE = 'argenseg.json'
+ARCHITECTURES = ('InternVLGenSeg', 'InternVLChatModel')
+VAE_PREFIX = 'image_tokenizer.'
+
+
+def _from_hf(path: pathlib.Path, vae, vqvae_config) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
+  chat = hf_dir.read_config(path)
+  archs = chat.get('architectures') or []
+  if not set(archs) & set(ARCHITECTURES):
+    raise CheckpointError(f'{path}/config.json has architectures {archs}; supported: '
+                          f'{", ".join(ARCHITECTURES)} (an ARGenSeg / InternVL2.5 checkpoint).')
+  token_ids = hf_dir.read_added_tokens(path)
+  if vqvae_config is None:
+    vqvae_config = config_args.load_config(f'var_vqvae:res={chat.get("gen_img_reso", 256)}')
+  cfg = argenseg_io.config_from_hf(chat, token_ids, vqvae_config)
+  weights = hf_dir.read_weights(path)
+  if vae is not None:
+    weights = {k: v for k, v in weights.items() if not k.startswith(VAE_PREFIX)}
+    weights.update({VAE_PREFIX + k: v for k, v in read_pth(vae).items()})
+  elif not any(k.startswith(VAE_PREFIX) for k in weights):
+    raise CheckpointError(f'{path} holds no {VAE_PREFIX}* weights: pass the VAR tokenizer '
+                          'too (vae=... / --vae vae_ch160v4096z32.pth).')
+  return argenseg_io.from_state_dict(weights, cfg), cfg
+
+
+def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir) -> pathlib.Path:
+  """Writes `out_dir/{argenseg.json, params/}` (orbax) atomically."""
+  with atomic_directory(out_dir) as tmp:
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(tmp / 'params', nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    checkpointer.wait_until_finished()
+    (tmp / META_FILE).write_text(json.dumps(
+        {'format': FORMAT, 'version': 1, 'config': cfg.to_dict()}, indent=1))
+  return pathlib.Path(out_dir)
+
+
+def _from_ours(path: pathlib.Path) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
+  meta = json.loads((path / META_FILE).read_text())
+  if meta.get('format') != FORMAT:
+    raise CheckpointError(f'{path / META_FILE}: format {meta.get("format")!r}, expected {FORMAT!r}.')
+  cfg = config_args.from_json(meta['config'])
+  model = params.abstract(functools.partial(ARGenSeg, cfg))
+  target = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+  restored = ocp.StandardCheckpointer().restore(path / 'params', target)
+  return params.with_params(model, conversion.flatten(restored)), cfg
+
+
+def load_pretrained(path, *, vae=None,
+                    vqvae_config: ml_collections.ConfigDict | None = None
+                    ) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
+  """`(model, cfg)` from our directory (`argenseg.json`) or a Hugging Face-style one.
+
+  vae: a VAR `.pth` for the image tokenizer, used instead of the directory's
+  `image_tokenizer.*` weights (needed when it has none). vqvae_config: the tokenizer's
+  config (default: the real one, 256 px unless config.json sets `gen_img_reso`).
+  """
+  path = pathlib.Path(path)
+  if (path / META_FILE).is_file():
+    return _from_ours(path)
+  return _from_hf(path, vae, vqvae_config)
+
+
+def convert_pretrained(src, dst, *, vae=None) -> pathlib.Path:
+  """Converts a Hugging Face-style ARGenSeg directory into our format at `dst`."""
+  model, cfg = load_pretrained(src, vae=vae)
+  return save_pretrained(model, cfg, dst)

@@ -1,0 +1,87 @@
+"""Loading ARGenSeg from Hugging Face-style directories and our orbax format."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from argenseg_jax import pretrained
+from argenseg_jax.checkpoints import params
+from argenseg_jax.checkpoints.torch_files import CheckpointError, read_safetensors
+from argenseg_jax.models import argenseg_io, var_vqvae_io
+from tests.conftest import golden_fixture
+from tests.helpers import make_hf_dir
+
+
+@pytest.fixture(scope='module')
+def fixture_vqvae():
+  config = json.loads((golden_fixture('argenseg') / 'config.json').read_text())
+  return var_vqvae_io.config_from_var_kwargs(config['image_tokenizer_VQVAE_kwargs'], 256)
+
+
+@pytest.fixture
+def hf_dir(tmp_path):
+  return make_hf_dir(golden_fixture('argenseg'), tmp_path / 'hf')
+
+
+def test_sharded_hf_dir_and_our_format_load_the_same_weights(hf_dir, fixture_vqvae, tmp_path):
+  model, cfg = pretrained.load_pretrained(hf_dir, vqvae_config=fixture_vqvae)
+  assert cfg.tokens.visual_token_base == 1013 and cfg.tokens.gen_start_token_id == 1010
+  direct = argenseg_io.from_state_dict(
+      read_safetensors(golden_fixture('argenseg') / 'model.safetensors'), cfg)
+  ours = pretrained.save_pretrained(model, cfg, tmp_path / 'ours')
+  restored, restored_cfg = pretrained.load_pretrained(ours)
+  assert restored_cfg.to_dict() == cfg.to_dict()
+  want = params.flat_params(direct)
+  for got in (params.flat_params(model), params.flat_params(restored)):
+    assert got.keys() == want.keys()
+    for k in want:
+      np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]), err_msg=k)
+
+
+def test_errors_name_the_problem(hf_dir, fixture_vqvae, tmp_path):
+  with pytest.raises(FileNotFoundError, match='not found'):
+    pretrained.load_pretrained(tmp_path / 'missing')
+  with pytest.raises(CheckpointError, match='ch=32'):  # default tokenizer config is ch=160
+    pretrained.load_pretrained(hf_dir)
+  os.remove(hf_dir / 'model-00002-of-00002.safetensors')
+  with pytest.raises(CheckpointError, match='lacks 1 of the 2 shards'):
+    pretrained.load_pretrained(hf_dir, vqvae_config=fixture_vqvae)
+  os.remove(hf_dir / 'added_tokens.json')
+  with pytest.raises(CheckpointError, match='no tokenizer files'):
+    pretrained.load_pretrained(hf_dir, vqvae_config=fixture_vqvae)
+  config = json.loads((hf_dir / 'config.json').read_text())
+  (hf_dir / 'config.json').write_text(json.dumps(dict(config, architectures=['LlamaForCausalLM'])))
+  with pytest.raises(CheckpointError, match='LlamaForCausalLM'):
+    pretrained.load_pretrained(hf_dir, vqvae_config=fixture_vqvae)
+
+
+def test_misshaped_key_and_missing_tokenizer(fixture_vqvae, tmp_path):
+  out = make_hf_dir(golden_fixture('argenseg'), tmp_path / 'one', shards=1)
+  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+  shard = out / 'model-00001-of-00001.safetensors'
+  weights = read_safetensors(shard)
+  weights['mlp1.1.bias'] = weights['mlp1.1.bias'][:-1]
+  save_file(weights, str(shard))
+  with pytest.raises(CheckpointError, match="'mlp1.1.bias' has shape"):
+    pretrained.load_pretrained(out, vqvae_config=fixture_vqvae)
+  del weights['mlp1.1.bias']
+  weights = {k: v for k, v in weights.items() if not k.startswith('image_tokenizer.')}
+  save_file(weights, str(shard))
+  index = json.loads((out / 'model.safetensors.index.json').read_text())
+  index['weight_map'] = {k: v for k, v in index['weight_map'].items() if k in weights}
+  (out / 'model.safetensors.index.json').write_text(json.dumps(index))
+  with pytest.raises(CheckpointError, match='no image_tokenizer'):
+    pretrained.load_pretrained(out, vqvae_config=fixture_vqvae)
+
+
+def test_cli_convert_model(hf_dir, tmp_path, capsys):
+  from argenseg_jax import cli  # pylint: disable=import-outside-toplevel
+  spec = 'var_vqvae:ch=32,vocab_size=4096'
+  assert cli.main(['convert', 'model', '--from', str(hf_dir), '--to', str(tmp_path / 'o'),
+                   '--config', spec]) == 0
+  assert (tmp_path / 'o' / 'argenseg.json').is_file()
+  assert cli.main(['convert', 'model', '--from', str(tmp_path / 'nope'), '--to',
+                   str(tmp_path / 'p')]) == 2
+  assert 'not found' in capsys.readouterr().err
