@@ -81,4 +81,4 @@ def test_unimplemented_kind_fails_loudly(tmp_path, capsys):
 
 def test_missing_fixture_folder(tmp_path, capsys):
   assert parity.main([str(tmp_path / 'nope')]) == 2
-  assert 'fixture folder not found' in capsys.readouterr().err
+  assert 'golden fixture folder not found' in capsys.readouterr().err

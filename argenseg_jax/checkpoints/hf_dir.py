@@ -11,19 +11,15 @@ import pathlib
 import numpy as np
 
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_safetensors
+from argenseg_jax.dir_json import read_dir_json
 
 INDEX = 'model.safetensors.index.json'
 SINGLE = 'model.safetensors'
 
 
 def read_config(path) -> dict:
-  path = pathlib.Path(path)
-  if not path.is_dir():
-    raise FileNotFoundError(f'checkpoint directory not found: {path}')
-  file = path / 'config.json'
-  if not file.is_file():
-    raise CheckpointError(f'{path} has no config.json: not a Hugging Face-style checkpoint.')
-  return json.loads(file.read_text())
+  return read_dir_json(path, 'config.json', 'Hugging Face-style checkpoint directory',
+                       CheckpointError)
 
 
 def read_weights(path) -> dict[str, np.ndarray]:

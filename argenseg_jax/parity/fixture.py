@@ -6,6 +6,8 @@ import pathlib
 
 import numpy as np
 
+from argenseg_jax.dir_json import read_dir_json
+
 FORMAT_VERSION = 1
 CHECKED_RULES = ('exact', 'tolerance')
 
@@ -36,12 +38,8 @@ def rule_kind(rule) -> str:
 def load_fixture(path) -> Fixture:
   """Loads a fixture folder, with errors that name the missing piece."""
   path = pathlib.Path(path)
-  if not path.is_dir():
-    raise FileNotFoundError(f'fixture folder not found: {path}')
+  spec = read_dir_json(path, 'fixture.json', 'golden fixture folder')
   spec_file = path / 'fixture.json'
-  if not spec_file.is_file():
-    raise FileNotFoundError(f'{path} has no fixture.json: not a golden fixture folder.')
-  spec = json.loads(spec_file.read_text())
   if spec.get('format_version') != FORMAT_VERSION:
     raise ValueError(f'{spec_file}: format_version {spec.get("format_version")} is not '
                      f'supported (this checker reads version {FORMAT_VERSION}).')
