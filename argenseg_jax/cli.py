@@ -62,9 +62,9 @@ def _convert(args) -> int:
     out = var_vqvae_io.save_vqvae(model, cfg, args.dst)
   else:
     from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
-    model, cfg = pretrained.load_pretrained(
-        args.src, vae=args.vae, vqvae_config=load_config(args.config) if args.config else None)
-    out = pretrained.save_pretrained(model, cfg, args.dst)
+    out = pretrained.convert_pretrained(
+        args.src, args.dst, vae=args.vae,
+        vqvae_config=load_config(args.config) if args.config else None)
   print(f'converted {args.src} -> {out} (no PyTorch needed to load it)')
   return 0
 

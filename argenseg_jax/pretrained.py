@@ -12,6 +12,7 @@ misshaped key is an error that names it.
 import functools
 import json
 import pathlib
+import shutil
 
 import ml_collections
 import orbax.checkpoint as ocp
@@ -50,9 +51,18 @@ def _from_hf(path: pathlib.Path, vae, vqvae_config) -> tuple[ARGenSeg, ml_collec
   return argenseg_io.from_state_dict(weights, cfg), cfg
 
 
-def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir) -> pathlib.Path:
-  """Writes `out_dir/{argenseg.json, params/}` (orbax) atomically."""
+TOKENIZER_FILES = ('tokenizer.model', 'added_tokens.json', 'tokenizer_config.json',
+                   'special_tokens_map.json')
+
+
+def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,
+                    tokenizer_dir=None) -> pathlib.Path:
+  """Writes `out_dir/{argenseg.json, params/}` (orbax) atomically, with the tokenizer
+  files of `tokenizer_dir` copied along."""
   with atomic_directory(out_dir) as tmp:
+    for name in TOKENIZER_FILES:
+      if tokenizer_dir is not None and (pathlib.Path(tokenizer_dir) / name).is_file():
+        shutil.copyfile(pathlib.Path(tokenizer_dir) / name, tmp / name)
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp / 'params', nnx.to_pure_dict(nnx.state(model, nnx.Param)))
     checkpointer.wait_until_finished()
@@ -87,7 +97,8 @@ def load_pretrained(path, *, vae=None,
   return _from_hf(path, vae, vqvae_config)
 
 
-def convert_pretrained(src, dst, *, vae=None) -> pathlib.Path:
+def convert_pretrained(src, dst, *, vae=None,
+                       vqvae_config: ml_collections.ConfigDict | None = None) -> pathlib.Path:
   """Converts a Hugging Face-style ARGenSeg directory into our format at `dst`."""
-  model, cfg = load_pretrained(src, vae=vae)
-  return save_pretrained(model, cfg, dst)
+  model, cfg = load_pretrained(src, vae=vae, vqvae_config=vqvae_config)
+  return save_pretrained(model, cfg, dst, tokenizer_dir=src)

@@ -1,0 +1,99 @@
+"""InternVL2.5's `internvl2_5` conversation template with ARGenSeg's mask expansion.
+
+  <|im_start|>system\\n{SYS}<|im_end|>\\n<|im_start|>user\\n{USER}<|im_end|>\\n
+  <|im_start|>assistant\\n{ANSWER}<|im_end|>\\n
+
+`<image>` becomes `<img>` + 256 `<IMG_CONTEXT>` per tile + `</img>`; in answers, `<mask>`
+becomes `<ge_start>` + 679 `<MASK_CONTEXT>` + `<ge_end>`. Training labels follow the
+original: prompt turns -100, the assistant header and the trailing newline -100, and the
+`<ge_end>` label replaced by `<MASK_CONTEXT>` (the model's 680th visual target).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from argenseg_jax.tokenizer import Tokenizer
+
+SYSTEM_PROMPT = ('你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作'
+                 '单位联合开发的多模态大语言模型。')
+IMAGE, MASK = '<image>', '<mask>'
+IGNORE = -100
+
+
+def expand_image(text: str, num_tiles: int, tokens_per_tile: int = 256) -> str:
+  """`<image>` -> `<img><IMG_CONTEXT>... </img>`; exactly one `<image>` per image."""
+  count = text.count(IMAGE)
+  if count != 1:
+    raise ValueError(f'the prompt must hold exactly one {IMAGE} for the one image given, '
+                     f'found {count}: {text[:80]!r}')
+  return text.replace(IMAGE, '<img>' + '<IMG_CONTEXT>' * (num_tiles * tokens_per_tile) + '</img>')
+
+
+def expand_masks(text: str, mask_tokens: int = 680) -> str:
+  """`<mask>` -> `<ge_start>` + (mask_tokens - 1) x `<MASK_CONTEXT>` + `<ge_end>`."""
+  return text.replace(MASK, '<ge_start>' + '<MASK_CONTEXT>' * (mask_tokens - 1) + '<ge_end>')
+
+
+def _turn(role: str, text: str) -> str:
+  return f'<|im_start|>{role}\n{text}<|im_end|>\n'
+
+
+def check_length(n: int, max_length: int) -> None:
+  if n > max_length:
+    raise ValueError(f'the prompt is {n} tokens long, over the limit of {max_length}; '
+                     'shorten the text, use fewer image tiles, or raise max_length.')
+
+
+def prompt_ids(tokenizer: Tokenizer, question: str, *, num_tiles: int = 1,
+               system: str = SYSTEM_PROMPT, max_length: int = 8192) -> list[int]:
+  """Inference prompt ids (BOS first), ending with `<|im_start|>assistant\\n`. A
+  question without `<image>` gets `<image>\\n` prepended, like InternVL's `chat`."""
+  if IMAGE not in question:
+    question = f'{IMAGE}\n{question}'
+  text = (_turn('system', system) + _turn('user', expand_image(question, num_tiles))
+          + '<|im_start|>assistant\n')
+  ids = tokenizer.encode(text, add_bos=True)
+  check_length(len(ids), max_length)
+  return ids
+
+
+@dataclasses.dataclass
+class Example:
+  ids: np.ndarray      # [L] int32
+  labels: np.ndarray   # [L] int32, -100 where ignored
+  num_masks: int
+
+
+def training_example(tokenizer: Tokenizer, conversation: list[dict], *, num_tiles: int = 1,
+                     system: str = SYSTEM_PROMPT, mask_tokens: int = 680,
+                     max_length: int = 8192) -> Example:
+  """Ids and labels of a conversation `[{'from': 'human'|'gpt', 'value': ...}, ...]`
+  (the first human turn holds `<image>`; gpt turns may hold `<mask>`). Each turn is
+  tokenised on its own and concatenated after one BOS; too long -> ValueError."""
+  ids, labels = [tokenizer.bos_id], [IGNORE]
+  header = len(tokenizer.encode('<|im_start|>assistant\n'))
+  ge_end, mask_context = tokenizer.token_id('<ge_end>'), tokenizer.token_id('<MASK_CONTEXT>')
+  images = sum(turn['value'].count(IMAGE) for turn in conversation)
+  if images != 1:
+    raise ValueError(f'a conversation must hold exactly one {IMAGE}, found {images}.')
+  num_masks = 0
+  for turn in [{'from': 'system', 'value': system}] + list(conversation):
+    role = {'system': 'system', 'human': 'user', 'gpt': 'assistant'}.get(turn['from'])
+    if role is None:
+      raise ValueError(f"unknown turn role {turn['from']!r} (system, human or gpt).")
+    text = turn['value']
+    if IMAGE in text:
+      text = expand_image(text, num_tiles)
+    if role == 'assistant':
+      num_masks += text.count(MASK)
+      turn_ids = tokenizer.encode(_turn(role, expand_masks(text, mask_tokens)))
+      turn_labels = [IGNORE] * header + turn_ids[header:-1] + [IGNORE]  # not the final '\n'
+      turn_labels = [mask_context if i == ge_end else l for i, l in zip(turn_ids, turn_labels)]
+    else:
+      turn_ids = tokenizer.encode(_turn(role, text))
+      turn_labels = [IGNORE] * len(turn_ids)
+    ids += turn_ids
+    labels += turn_labels
+  check_length(len(ids), max_length)
+  return Example(np.asarray(ids, np.int32), np.asarray(labels, np.int32), num_masks)
