@@ -33,7 +33,8 @@ def vision_config(**overrides) -> ml_collections.ConfigDict:
 
 
 def get_config(arg=None):
-  args = config_args.parse_arg(arg, variant='real', drop_path_rate=0.0, select_layer=-1)
+  args = config_args.parse_arg(arg, variant='real', drop_path_rate=0.0, select_layer=-1,
+                               freeze_backbone=True)
   if args.variant == '6b':
     vision = vision_config(**VISION['tiny'], norm_type='rms_norm', qk_normalization=True)
     llm = LLM_HIDDEN['tiny']
@@ -44,4 +45,4 @@ def get_config(arg=None):
   vision.drop_path_rate = args.drop_path_rate
   return ml_collections.ConfigDict(dict(
       name='internvl_vision', vision=vision, llm_hidden_size=llm, downsample_ratio=0.5,
-      ps_version='v2', select_layer=args.select_layer))
+      ps_version='v2', select_layer=args.select_layer, freeze_backbone=args.freeze_backbone))

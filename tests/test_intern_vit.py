@@ -83,3 +83,15 @@ def test_unmapped_or_missing_keys_fail(tiny_6b):
   del sd['mlp1.3.bias']
   with pytest.raises(ValueError, match='mlp1.3.bias'):
     image_embedder_io.embedder_from_state_dict(sd, cfg, excused=('language_model.*',))
+
+
+def test_frozen_backbone_gets_no_gradient():
+  for frozen in (True, False):
+    cfg = load_config(f'internvl_vision:variant=tiny,freeze_backbone={frozen}')
+    graphdef, weights, rest = nnx.split(image_embedder_io.init_embedder(cfg), nnx.Param, ...)
+    pixels = jnp.asarray(np.random.default_rng(2).normal(size=(1, 56, 56, 3)), jnp.float32)
+    grads = jax.grad(lambda w: jnp.sum(nnx.merge(graphdef, w, rest).embed_image(pixels) ** 2))(weights)
+    g = nnx.to_pure_dict(grads)
+    vit = float(jnp.abs(g['vision_model']['encoder']['layers'][0]['mlp']['fc1']['kernel']).sum())
+    assert (vit == 0.0) == frozen
+    assert float(jnp.abs(g['mlp1']['fc1']['kernel']).sum()) > 0

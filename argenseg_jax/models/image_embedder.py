@@ -21,10 +21,12 @@ class ImageFeatures(NamedTuple):
 
 
 class ImageEmbedder(nnx.Module):
-  """`vision_model` (InternViT) + `mlp1`, named like the checkpoint."""
+  """`vision_model` (InternViT) + `mlp1`, named like the checkpoint. With
+  `freeze_backbone` (default, as ARGenSeg trains) no gradient flows into the ViT."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
     self.select_layer = cfg.select_layer
+    self.freeze_backbone = cfg.get('freeze_backbone', True)
     self.downsample_ratio = cfg.downsample_ratio
     self.ps_version = cfg.ps_version
     self.num_layers = cfg.vision.num_hidden_layers
@@ -39,6 +41,8 @@ class ImageEmbedder(nnx.Module):
     """All intermediate results for `pixels: [T, H, W, 3]` (ImageNet-normalised)."""
     index = self.select_layer % (self.num_layers + 1)  # hidden_states[select_layer]
     hidden = self.vision_model(pixels, num_layers=index, drop_path_rng=drop_path_rng)[index]
+    if self.freeze_backbone:  # ARGenSeg trains mlp1 but not the ViT: no backward through it
+      hidden = jax.lax.stop_gradient(hidden)
     shuffled = flatten_grid(pixel_shuffle(tokens_to_grid(hidden[:, 1:]),
                                           self.downsample_ratio, self.ps_version))
     return ImageFeatures(hidden, shuffled, self.mlp1(shuffled))
