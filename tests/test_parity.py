@@ -11,8 +11,12 @@ from argenseg_jax.parity.compare import compare
 from argenseg_jax.parity.kinds import RUNNERS
 from tests.conftest import GOLDEN, golden_fixture
 
-# Fixtures whose kind is implemented in part so far: the outputs checked.
-PARTIAL = {'argenseg': 'train_,mask_'}  # generation (b1_*, cfg_*) needs the sampler
+# Outputs left out, and why. The uint8 masks truncate the decoded image, which agrees
+# with the reference to 1e-5 (its own rule is 2e-4), but about 2,000 of its 196,608
+# values lie within 1e-3 of an integer after scaling to 0..255, so float differences of
+# that size flip a handful of them by 1 (16 and 24 here). Exact equality would need
+# bitwise-equal convolutions.
+EXCLUDED = {'argenseg': 'b1_mask_uint8,cfg_mask_uint8'}
 
 
 def _implemented_fixtures():
@@ -28,8 +32,8 @@ def _implemented_fixtures():
 
 @pytest.mark.parametrize('name', _implemented_fixtures())
 def test_golden_fixture_passes(name, capsys):
-  only = ['--only', PARTIAL[name]] if name in PARTIAL else []
-  code = parity.main([str(golden_fixture(name))] + only)
+  exclude = ['--exclude', EXCLUDED[name]] if name in EXCLUDED else []
+  code = parity.main([str(golden_fixture(name))] + exclude)
   out = capsys.readouterr().out
   assert code == 0, out
   assert 'PASSED' in out
@@ -72,6 +76,7 @@ def test_checker_fails_on_a_wrong_reference(tmp_path, capsys):
   assert parity.main([str(fixture), '--only', 'f']) == 1
   out = capsys.readouterr().out
   assert 'FAIL' in out and 'skipped 1 output' in out and 'idx_s0' in out
+  assert parity.main([str(fixture), '--only', 'f', '--exclude', 'f']) == 2  # nothing left
 
 
 def test_unimplemented_kind_fails_loudly(tmp_path, capsys):

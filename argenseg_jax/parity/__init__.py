@@ -25,9 +25,11 @@ class Report:
     return not any(r.failed for r in self.rows)
 
 
-def check(fixture_dir, only: list[str] | None = None) -> Report:
+def check(fixture_dir, only: list[str] | None = None,
+          exclude: list[str] | None = None) -> Report:
   """Runs the fixture's kind on its weights and inputs; `only` keeps outputs whose names
-  start with one of these prefixes (the others are reported as skipped)."""
+  start with one of these prefixes, `exclude` drops those starting with one of its
+  prefixes (both reported as skipped)."""
   from argenseg_jax.parity.kinds import get_runner  # pylint: disable=import-outside-toplevel
   fixture = load_fixture(fixture_dir)
   runner = get_runner(fixture.kind)
@@ -36,7 +38,8 @@ def check(fixture_dir, only: list[str] | None = None) -> Report:
     return not only or any(name.startswith(p) or p.startswith(name) for p in only)
 
   def selected(name: str) -> bool:
-    return not only or any(name.startswith(p) for p in only)
+    return ((not only or any(name.startswith(p) for p in only))
+            and not any(name.startswith(p) for p in exclude or ()))
 
   ours = runner(fixture, wanted)
   rows = []
@@ -48,9 +51,9 @@ def check(fixture_dir, only: list[str] | None = None) -> Report:
       rows.append(compare(name, fixture.rules[name], ours.get(name), fixture.outputs[name]))
     else:
       rows.append(Row(name, '-', str(list(fixture.outputs[name].shape)), None, None,
-                      'skipped', 'not in --only'))
-  if only and not any(r.status != 'skipped' for r in rows):
-    raise ValueError(f'--only {",".join(only)} matches no output of {fixture.path}.')
+                      'skipped', 'not selected'))
+  if not any(r.status != 'skipped' for r in rows):
+    raise ValueError(f'--only / --exclude leave no output of {fixture.path} to check.')
   return Report(fixture.kind, rows)
 
 
@@ -62,10 +65,13 @@ def main(argv=None) -> int:
                       'inputs.npz, outputs.npz (see shared/golden/FORMAT.md)')
   parser.add_argument('--only', default='',
                       help='comma-separated output-name prefixes to check (others skipped)')
+  parser.add_argument('--exclude', default='',
+                      help='comma-separated output-name prefixes not to check')
   args = parser.parse_args(argv)
   only = [p for p in args.only.split(',') if p]
+  exclude = [p for p in args.exclude.split(',') if p]
   try:
-    report = check(args.fixture_dir, only)
+    report = check(args.fixture_dir, only, exclude)
   except (FileNotFoundError, NotImplementedError, ValueError) as e:
     print(f'parity: {e}', file=sys.stderr)
     return 2
@@ -73,7 +79,8 @@ def main(argv=None) -> int:
   print(format_table(report.rows))
   skipped = [r.name for r in report.rows if r.status == 'skipped']
   if skipped:
-    print(f'skipped {len(skipped)} output(s) not selected by --only: {", ".join(skipped)}')
+    print(f'skipped {len(skipped)} output(s) not selected by --only/--exclude: '
+          f'{", ".join(skipped)}')
   failed = [r.name for r in report.rows if r.failed]
   print(f'FAILED: {", ".join(failed)}' if failed else 'PASSED')
   return 1 if failed else 0

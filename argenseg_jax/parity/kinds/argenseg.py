@@ -1,7 +1,9 @@
-"""Runs ARGenSeg on an `argenseg` fixture: the training forward and the mask targets.
+"""Runs ARGenSeg on an `argenseg` fixture: the training forward, the mask targets, and
+greedy generation with a mask (`b1_*`, batch 1; `cfg_*`, guided conditional +
+unconditional pair).
 
-The generation outputs (`b1_*`, `cfg_*`) need the next-scale sampler, which is not
-built yet; they are reported as not produced.
+Generated ids and codes come from the jitted `sampler.generate`; the per-call records
+(prefill, step logits, scale inputs) from the same building blocks run one by one.
 """
 
 import jax
@@ -9,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from argenseg_jax import image_io, sampler
 from argenseg_jax.checkpoints.torch_files import read_safetensors
 from argenseg_jax.models import argenseg_io, var_vqvae_io
 
@@ -21,8 +24,12 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
   model = argenseg_io.from_state_dict(read_safetensors(fixture.weights[0]), cfg)
   graphdef, state = nnx.split(model)
   x = fixture.inputs
+  out = {}
+  for prefix, cfg_scale in (('b1', 0.0), ('cfg', float(c['cfg']))):
+    if wanted(prefix + '_'):
+      out.update(_generation(fixture, model, cfg, prefix, cfg_scale))
   if not any(wanted(p) for p in ('train_', 'mask_')):
-    return {}
+    return out
 
   @jax.jit
   def forward(state, ids, labels, token_mask, pixels, image_flags, masks, mask_flags):
@@ -32,24 +39,24 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
     return out, target_ids, var_input
 
   nhwc = lambda a: jnp.asarray(a.transpose(0, 2, 3, 1))
-  out, target_ids, var_input = forward(
+  train, target_ids, var_input = forward(
       state, jnp.asarray(x['train_input_ids'], jnp.int32),
       jnp.asarray(x['train_labels'], jnp.int32), jnp.asarray(x['train_attention_mask'], bool),
       nhwc(x['pixel_values']), jnp.asarray(x['image_flags'][:, 0]), nhwc(x['masks']),
       jnp.asarray(x['mask_flags'][:, 0]))
-  logits = np.asarray(out.logits[0])
-  labels = np.asarray(out.labels, np.int64)
+  logits = np.asarray(train.logits[0])
+  labels = np.asarray(train.labels, np.int64)
   next_labels = labels[0, 1:]
   at_label = np.take_along_axis(logits[:-1], np.maximum(next_labels, 0)[:, None], 1)[:, 0]
   shifted = logits - logits.max(axis=-1, keepdims=True)
-  return {
+  return out | {
       'mask_idx_all': np.asarray(target_ids, np.int64) - cfg.tokens.visual_token_base,
       'mask_var_input': np.asarray(var_input),
-      'train_loss': np.asarray(out.loss, np.float32).reshape(1),
-      'train_text_loss': np.asarray(out.text_loss, np.float32).reshape(1),
-      'train_gen_loss': np.asarray(out.gen_loss, np.float32).reshape(1),
+      'train_loss': np.asarray(train.loss, np.float32).reshape(1),
+      'train_text_loss': np.asarray(train.text_loss, np.float32).reshape(1),
+      'train_gen_loss': np.asarray(train.gen_loss, np.float32).reshape(1),
       'train_labels_effective': labels,
-      'train_inputs_embeds': np.asarray(out.inputs_embeds),
+      'train_inputs_embeds': np.asarray(train.inputs_embeds),
       # the fixture stores full logit rows only at these positions: they select the rows
       'train_logits_positions': fixture.outputs['train_logits_positions'],
       'train_logits_rows': logits[fixture.outputs['train_logits_positions']],
@@ -57,3 +64,59 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
       'train_logits_argmax': logits.argmax(-1).astype(np.int64),
       'train_logit_at_label': np.where(next_labels == -100, 0.0, at_label).astype(np.float32),
   }
+
+
+def _generation(fixture, model, cfg, prefix: str, cfg_scale: float) -> dict[str, np.ndarray]:
+  x = fixture.inputs
+  ids = jnp.asarray(x[f'gen_input_ids_{prefix}'], jnp.int32)
+  token_mask = jnp.asarray(x[f'gen_attention_mask_{prefix}'], bool)
+  b = ids.shape[0]
+  pixels = jnp.repeat(jnp.asarray(x['pixel_values'].transpose(0, 2, 3, 1)), b, axis=0)
+  flags = jnp.ones((b,), jnp.int32)
+  steps = fixture.outputs[f'{prefix}_generated_ids'].shape[1]
+  scfg = sampler.SamplerConfig(max_new_tokens=steps, mask_passes=1, cfg_scale=cfg_scale)
+  graphdef, state = nnx.split(model)
+  rng = jax.random.key(0)
+  result = jax.jit(lambda s, *a: sampler.generate(nnx.merge(graphdef, s), *a, scfg, rng))(
+      state, ids, token_mask, pixels, flags)
+  codes = np.asarray(result.codes[:1, 0], np.int64)  # the (conditional) first row's mask
+  bounds = np.cumsum([0] + [pn * pn for pn in model.patch_nums])
+  out = {f'{prefix}_generated_ids': np.asarray(result.tokens, np.int64),
+         f'{prefix}_visual_ids_all': codes}
+  out.update({f'{prefix}_visual_ids_s{si}': codes[:, bounds[si]:bounds[si + 1]]
+              for si in range(len(model.patch_nums))})
+
+  # The same computation call by call, to record what each call saw.
+  slots = int(bounds[-1])
+  size = ids.shape[1] + steps + slots
+
+  @jax.jit
+  def records(state, ids, token_mask, pixels, flags):
+    m = nnx.merge(graphdef, state)
+    embeds, positions, logits0, cache = sampler.prefill(m, ids, token_mask, pixels, flags, size)
+    pos = positions[:, -1] + 1
+    first = jnp.argmax(logits0, -1).astype(jnp.int32)
+    logits1, cache = sampler.text_step(m, first, pos, jnp.ones((b,), bool), cache)
+    slot0 = jnp.argmax(logits1, -1).astype(jnp.int32)
+    res = sampler.mask_pass(m, slot0, pos + 1, jnp.ones((b,), bool), cache, scfg, rng)
+    logits2, _ = sampler.text_step(m, jnp.full((b,), m.tokens.gen_end_token_id), pos + 1 + slots,
+                                   jnp.ones((b,), bool), res.cache)
+    scale_pos = pos[:, None] + 1 + jnp.arange(slots)[None]
+    image = m.image_tokenizer.idxBl_to_img([c[:1] for c in res.codes])
+    return (embeds, positions, jnp.stack([logits0, logits1, logits2]),
+            jnp.concatenate(res.inputs, axis=1), scale_pos, res.visual_logits[:4], image)
+
+  embeds, positions, step_logits, scale_inputs, scale_pos, head, image = records(
+      state, ids, token_mask, pixels, flags)
+  image = np.asarray(image)
+  out.update({
+      f'{prefix}_prefill_inputs_embeds': np.asarray(embeds),
+      f'{prefix}_prefill_position_ids': np.asarray(positions, np.int64),
+      f'{prefix}_step_last_logits': np.asarray(step_logits),
+      f'{prefix}_scale_inputs_embeds': np.asarray(scale_inputs),
+      f'{prefix}_scale_position_ids': np.asarray(scale_pos, np.int64),
+      f'{prefix}_decoded_image': image.transpose(0, 3, 1, 2),
+      f'{prefix}_mask_uint8': image_io.signed_to_uint8(image[0]),
+  })
+  out.update({f'{prefix}_head_logits_vis_s{si}': np.asarray(h) for si, h in enumerate(head)})
+  return out

@@ -1,0 +1,191 @@
+"""The next-scale sampler: text decoding with whole-scale mask passes, in one jit.
+
+Text is decoded greedily in a `lax.while_loop`. When a row's next token is
+`<ge_start>`, the 10 scale passes run inside the same program (unrolled: every scale
+has its own static size): slot 0 is the `<ge_start>` embedding, each later scale's
+inputs come from the VQ-VAE (`next_autoregressive_input`) plus `lvl_embed + pos_1LC`,
+attention is causal inside a scale and full over the cache, positions are consecutive.
+Then `<ge_end>` is forced and text continues until `eos` or the budget.
+
+Rows that reach `<ge_start>` at the same step share one pass; a pass writes 680 cache
+slots for every row and the rows not drawing a mask see them as padding. The cache has
+room for `SamplerConfig.mask_passes` passes; a row that asks for a mask after that
+stops (`SamplerOutput.out_of_masks`).
+
+Classifier-free guidance (`cfg_scale > 0`): the batch is `[conditional rows;
+unconditional rows]`, row `i` paired with row `N + i`. The pair's visual logits are
+`(1 + t) * cond - t * uncond` with `t = cfg_scale * si / (S - 1)`, both rows get the same
+codes; the unconditional row follows its partner's mask passes and, like the original,
+feeds its own argmax token at slot 0.
+"""
+
+import dataclasses
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from argenseg_jax.models.argenseg import ARGenSeg
+from argenseg_jax.models.internlm2 import KVCache
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerConfig:
+  max_new_tokens: int = 64
+  mask_passes: int = 1          # cache room for this many mask passes
+  cfg_scale: float = 0.0        # > 0: classifier-free guidance, batch [cond; uncond]
+  temperature: float = 0.0      # visual codes: 0 = greedy (the original)
+  top_k: int = 0                # visual codes: keep the k best (0 = all)
+  top_p: float = 1.0            # visual codes: nucleus mass
+  eos_token_id: int = 2
+  pad_token_id: int = 2
+
+
+class ScalePass(NamedTuple):
+  codes: list            # per scale [B, pn*pn] codebook indices
+  inputs: list           # per scale [B, pn*pn, D] the embeddings fed
+  visual_logits: list    # per scale [B, pn*pn, V_vis] before guidance
+  cache: KVCache
+
+
+class SamplerOutput(NamedTuple):
+  tokens: jax.Array        # [B, max_new_tokens] emitted ids (pad after eos)
+  codes: jax.Array         # [B, mask_passes, L] visual codes of each mask
+  num_masks: jax.Array     # [B]
+  out_of_masks: jax.Array  # [B] stopped because the mask budget was spent
+
+
+def prefill_positions(token_mask: jax.Array) -> jax.Array:
+  """HF generate's positions: `cumsum(mask) - 1`, padding set to 1, `[B, L]`."""
+  return jnp.where(token_mask, jnp.cumsum(token_mask, axis=1) - 1, 1)
+
+
+def pick_codes(logits: jax.Array, cfg: SamplerConfig, rng: jax.Array) -> jax.Array:
+  """Codes from visual logits `[..., V]`: argmax, or sampled with temperature/top-k/top-p."""
+  if cfg.temperature <= 0.0:
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+  logits = logits / cfg.temperature
+  if cfg.top_k > 0:
+    kth = jax.lax.top_k(logits, cfg.top_k)[0][..., -1:]
+    logits = jnp.where(logits < kth, -jnp.inf, logits)
+  if cfg.top_p < 1.0:
+    order = jnp.sort(logits, axis=-1)[..., ::-1]
+    cum = jnp.cumsum(jax.nn.softmax(order, axis=-1), axis=-1)
+    cutoff = jnp.take_along_axis(order, jnp.sum(cum < cfg.top_p, -1, keepdims=True), -1)
+    logits = jnp.where(logits < cutoff, -jnp.inf, logits)
+  return jax.random.categorical(rng, logits).astype(jnp.int32)
+
+
+def _pair(x: jax.Array, cfg: SamplerConfig) -> jax.Array:
+  """Copies the conditional half onto the unconditional half (CFG), else identity."""
+  if cfg.cfg_scale <= 0:
+    return x
+  n = x.shape[0] // 2
+  return jnp.concatenate([x[:n], x[:n]], axis=0)
+
+
+def mask_pass(m: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, active: jax.Array,
+              cache: KVCache, cfg: SamplerConfig, rng: jax.Array) -> ScalePass:
+  """The 10 scale passes for rows `active [B]`, slot 0 = `slot0_ids [B]` at `start_pos [B]`."""
+  vq = m.image_tokenizer
+  pns = m.patch_nums
+  b = slot0_ids.shape[0]
+  x = m.language_model.embed(slot0_ids[:, None])
+  f_hat = jnp.zeros((b, pns[-1], pns[-1], vq.quantize.embedding.features), jnp.float32)
+  visual = vq.quantize.embedding.num_embeddings
+  codes, inputs, vis_logits, slot = [], [], [], 0
+  for si, pn in enumerate(pns):
+    n = pn * pn
+    positions = start_pos[:, None] + slot + jnp.arange(n)[None]
+    hidden, cache = m(x, positions, jnp.broadcast_to(active[:, None], (b, n)), cache)
+    logits = m.language_model.logits(hidden)[..., -visual:]
+    inputs.append(x)
+    vis_logits.append(logits)
+    if cfg.cfg_scale > 0:
+      t = cfg.cfg_scale * si / (len(pns) - 1)
+      guided = (1 + t) * logits[:b // 2] - t * logits[b // 2:]
+      logits = jnp.concatenate([guided, guided], axis=0)
+    idx = pick_codes(logits, cfg, jax.random.fold_in(rng, si))
+    codes.append(idx)
+    f_hat, nxt = vq.next_autoregressive_input(si, f_hat, vq.quantize.code_embeddings(si, idx))
+    slot += n
+    if si + 1 < len(pns):
+      x = m.slot_embeddings(nxt.reshape(b, -1, nxt.shape[-1]), start=slot).astype(x.dtype)
+  return ScalePass(codes, inputs, vis_logits, cache)
+
+
+class _Loop(NamedTuple):
+  step: jax.Array
+  tokens: jax.Array
+  last_logits: jax.Array
+  positions: jax.Array
+  cache: KVCache
+  done: jax.Array
+  codes: jax.Array
+  num_masks: jax.Array
+  passes: jax.Array
+  out_of_masks: jax.Array
+
+
+def prefill(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Array,
+            image_flags: jax.Array, cache_size: int):
+  """The prompt pass: `(embeds [B, P, D], positions [B, P], last logits [B, V], cache)`."""
+  embeds = m.embed_inputs(ids, pixels, image_flags)
+  positions = prefill_positions(token_mask)
+  cache = m.language_model.empty_cache(ids.shape[0], cache_size, embeds.dtype)
+  hidden, cache = m(embeds, positions, token_mask, cache)
+  return embeds, positions, m.language_model.logits(hidden[:, -1:])[:, 0], cache
+
+
+def text_step(m: ARGenSeg, token: jax.Array, position: jax.Array, active: jax.Array,
+              cache: KVCache) -> tuple[jax.Array, KVCache]:
+  """One token per row at `position [B]` -> next-token logits `[B, V]`."""
+  hidden, cache = m(m.language_model.embed(token[:, None]), position[:, None], active[:, None],
+                    cache)
+  return m.language_model.logits(hidden)[:, 0], cache
+
+
+def generate(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Array,
+             image_flags: jax.Array, cfg: SamplerConfig, rng: jax.Array) -> SamplerOutput:
+  """Greedy text with next-scale masks for left-padded prompts `ids [B, P]`."""
+  tokens = m.tokens
+  b, p = ids.shape
+  slots = sum(pn * pn for pn in m.patch_nums)
+  cache_size = p + cfg.max_new_tokens + slots * cfg.mask_passes
+  _, positions, logits, cache = prefill(m, ids, token_mask, pixels, image_flags, cache_size)
+
+  def mask_branch(state: _Loop, start: jax.Array, slot0: jax.Array) -> _Loop:
+    res = mask_pass(m, slot0, state.positions, start, state.cache, cfg,
+                    jax.random.fold_in(rng, state.step))
+    new = jnp.concatenate(res.codes, axis=1)  # [B, L]
+    slot = jax.nn.one_hot(state.num_masks, cfg.mask_passes, dtype=bool) & start[:, None]
+    codes = jnp.where(slot[..., None], new[:, None], state.codes)
+    return state._replace(
+        cache=res.cache, codes=codes, num_masks=state.num_masks + start,
+        positions=state.positions + jnp.where(start, slots, 0), passes=state.passes + 1)
+
+  def body(state: _Loop) -> _Loop:
+    nxt = jnp.argmax(state.last_logits, axis=-1).astype(jnp.int32)
+    wants = _pair((nxt == tokens.gen_start_token_id) & ~state.done, cfg)
+    room = state.passes < cfg.mask_passes
+    start = wants & room
+    state = jax.lax.cond(start.any(), lambda s: mask_branch(s, start, nxt), lambda s: s, state)
+    done = state.done | (wants & ~room)
+    token = jnp.where(start, tokens.gen_end_token_id, nxt)
+    token = jnp.where(done, cfg.pad_token_id, token)
+    logits, cache = text_step(m, token, state.positions, ~done, state.cache)
+    return state._replace(
+        step=state.step + 1, tokens=state.tokens.at[:, state.step].set(token),
+        last_logits=logits, positions=state.positions + 1, cache=cache,
+        done=done | (token == cfg.eos_token_id), out_of_masks=state.out_of_masks | (wants & ~room))
+
+  init = _Loop(
+      step=jnp.zeros((), jnp.int32),
+      tokens=jnp.full((b, cfg.max_new_tokens), cfg.pad_token_id, jnp.int32),
+      last_logits=logits, positions=positions[:, -1] + 1, cache=cache,
+      done=jnp.zeros((b,), bool), codes=jnp.zeros((b, cfg.mask_passes, slots), jnp.int32),
+      num_masks=jnp.zeros((b,), jnp.int32), passes=jnp.zeros((), jnp.int32),
+      out_of_masks=jnp.zeros((b,), bool))
+  final = jax.lax.while_loop(
+      lambda s: (s.step < cfg.max_new_tokens) & ~s.done.all(), body, init)
+  return SamplerOutput(final.tokens, final.codes, final.num_masks, final.out_of_masks)
