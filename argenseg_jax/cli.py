@@ -3,6 +3,7 @@
   argenseg vae-roundtrip   mask image -> multi-scale codes -> reconstructed mask PNG
   argenseg convert vae     VAR vae_ch160v4096z32.pth -> our checkpoint directory
   argenseg convert model   ARGenSeg-8B (Hugging Face-style directory) -> our checkpoint
+  argenseg segment         segment an image from a referring expression
   argenseg parity          compare with reference outputs of the original code
 """
 
@@ -69,6 +70,41 @@ def _convert(args) -> int:
   return 0
 
 
+def _segment(args) -> int:
+  import json  # pylint: disable=import-outside-toplevel
+  from argenseg_jax import image_io  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.sampler import SamplerConfig  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.segmenter import Segmenter  # pylint: disable=import-outside-toplevel
+  if bool(args.batch) == bool(args.image or args.prompt):
+    raise ValueError('give either --image and --prompt, or --batch FILE.jsonl.')
+  if args.batch:
+    lines = [json.loads(l) for l in pathlib.Path(args.batch).read_text().splitlines() if l.strip()]
+    jobs = [(l['image'], l['prompt'], l.get('out')) for l in lines]
+  else:
+    if not (args.image and args.prompt):
+      raise ValueError('--image and --prompt go together.')
+    jobs = [(args.image, args.prompt, args.out)]
+  images = [image_io.read_rgb(j[0]) for j in jobs]
+  seg = Segmenter.load(args.checkpoint,
+                       sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
+  results = seg.segment(images, [j[1] for j in jobs])
+  for (path, prompt, out), image, res in zip(jobs, images, results):
+    print(f'{path}: {prompt!r} -> {res.text!r} ({len(res.masks)} mask(s))')
+    if res.out_of_masks:
+      print('  (the answer asked for more masks than the sampler had room for)')
+    for k, mask in enumerate(res.masks):
+      stem = pathlib.Path(out or f'{pathlib.Path(path).stem}_mask.png')
+      name = stem if k == 0 else stem.with_name(f'{stem.stem}_{k}{stem.suffix}')
+      print(f'  mask -> {image_io.write_png(name, mask.astype("uint8") * 255)}')
+      if args.overlay and k == 0 and len(jobs) == 1:
+        print(f'  overlay -> {image_io.write_png(args.overlay, image_io.overlay(image, mask))}')
+    if args.previews and res.codes:
+      previews = seg.decode_masks(res.codes[0][None], all_scales=True)[:, 0]
+      for si, img in enumerate(previews):
+        image_io.write_png(pathlib.Path(args.previews) / f'scale{si:02d}.png', img)
+  return 0
+
+
 def _parity(args) -> int:
   from argenseg_jax.parity import main as parity_main  # pylint: disable=import-outside-toplevel
   return parity_main([args.fixture_dir] + (['--only', args.only] if args.only else []))
@@ -104,6 +140,20 @@ def build_parser() -> argparse.ArgumentParser:
   cv.add_argument('--config', help='VQ-VAE config spec (default: var_vqvae = ch160, vocab '
                   '4096, 256 px)')
   cv.set_defaults(func=_convert)
+
+  sg = sub.add_parser('segment', help='segment an image from a referring expression',
+                      description='Generate the answer and its mask(s) for an image and a '
+                      'question (or a jsonl of {"image", "prompt", "out"} lines).')
+  sg.add_argument('--checkpoint', required=True, help='our checkpoint (argenseg convert '
+                  'model) or a Hugging Face-style ARGenSeg directory, with tokenizer files')
+  sg.add_argument('--image', help='RGB image (any PIL format)')
+  sg.add_argument('--prompt', help='question, e.g. "Please segment the red circle."')
+  sg.add_argument('--batch', help='jsonl file: one {"image", "prompt", "out"?} per line')
+  sg.add_argument('--out', help='mask PNG (default: IMAGE_mask.png)')
+  sg.add_argument('--overlay', help='PNG of the image with the mask tinted')
+  sg.add_argument('--previews', help='folder for the coarse-to-fine decodes of the first mask')
+  sg.add_argument('--max-new-tokens', type=int, default=64)
+  sg.set_defaults(func=_segment)
 
   pa = sub.add_parser('parity', help='check our model against a golden fixture')
   pa.add_argument('fixture_dir')

@@ -64,3 +64,19 @@ def write_png(path, rgb: np.ndarray) -> pathlib.Path:
 def signed_to_uint8(x: np.ndarray) -> np.ndarray:
   """Images in [-1, 1] -> uint8 as the original does: `((x + 1) / 2 * 255)` truncated."""
   return ((np.clip(np.asarray(x, np.float32), -1, 1) + 1) / 2 * 255).astype(np.uint8)
+
+
+def mask_from_generated(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+  """A generated mask image `uint8 [256, 256, 3]` -> bool `[H, W]` for an image of
+  `size = (W, H)`, as the original evaluation: PIL bilinear resize, luma, > 0.5."""
+  resized = Image.fromarray(np.asarray(image, np.uint8)).resize(size, Image.BILINEAR)
+  return np.asarray(resized.convert('L'), np.float32) / 255.0 > 0.5
+
+
+def overlay(image: Image.Image, mask: np.ndarray, color=(255, 40, 40),
+            alpha: float = 0.5) -> np.ndarray:
+  """The RGB image with `mask [H, W]` tinted by `color`, `uint8 [H, W, 3]`."""
+  rgb = np.asarray(image.convert('RGB'), np.float32)
+  tint = np.asarray(color, np.float32)
+  out = np.where(mask[..., None], (1 - alpha) * rgb + alpha * tint, rgb)
+  return np.clip(out, 0, 255).astype(np.uint8)

@@ -62,13 +62,16 @@ class Tokenizer:
     return ids
 
   def decode(self, ids, *, skip_special: bool = False) -> str:
+    """Text of `ids`; added tokens as their strings (dropped with `skip_special`), ids
+    the tokenizer does not know (e.g. visual codes) as `<id N>` (dropped likewise)."""
     out, run = [], []
+    size = self.sp.get_piece_size()
     for i in (int(i) for i in ids):
-      if i in self.added_by_id or i == self.bos_id:
+      if i in self.added_by_id or i == self.bos_id or not 0 <= i < size:
         out.append(self.sp.decode(run))
         run = []
         if not skip_special and i != self.bos_id:
-          out.append(self.added_by_id[i])
+          out.append(self.added_by_id.get(i, f'<id {i}>'))
       else:
         run.append(i)
     out.append(self.sp.decode(run))
