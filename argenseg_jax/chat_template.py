@@ -49,6 +49,8 @@ def prompt_ids(tokenizer: Tokenizer, question: str, *, num_tiles: int = 1,
                system: str = SYSTEM_PROMPT, max_length: int = 8192) -> list[int]:
   """Inference prompt ids (BOS first), ending with `<|im_start|>assistant\\n`. A
   question without `<image>` gets `<image>\\n` prepended, like InternVL's `chat`."""
+  if not question.replace(IMAGE, '').strip():
+    raise ValueError('the prompt is empty: ask a question, e.g. "Please segment the cat."')
   if IMAGE not in question:
     question = f'{IMAGE}\n{question}'
   text = (_turn('system', system) + _turn('user', expand_image(question, num_tiles))

@@ -114,17 +114,19 @@ def mask_pass(m: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, active: j
   return ScalePass(codes, inputs, vis_logits, cache)
 
 
-class _Loop(NamedTuple):
-  step: jax.Array
-  tokens: jax.Array
-  last_logits: jax.Array
-  positions: jax.Array
+class SamplerState(NamedTuple):
+  """The `lax.while_loop` carry of `generate`."""
+  step: jax.Array          # [] tokens emitted so far
+  tokens: jax.Array        # [B, max_new_tokens]
+  last_logits: jax.Array   # [B, V] logits for the next token
+  positions: jax.Array     # [B] position of the next token fed
   cache: KVCache
-  done: jax.Array
-  codes: jax.Array
-  num_masks: jax.Array
-  passes: jax.Array
-  out_of_masks: jax.Array
+  done: jax.Array          # [B]
+  codes: jax.Array         # [B, mask_passes, L]
+  num_masks: jax.Array     # [B]
+  passes: jax.Array        # [] mask passes run (cache room used)
+  out_of_masks: jax.Array  # [B]
+  rng: jax.Array           # split at every mask pass
 
 
 def prefill(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Array,
@@ -154,17 +156,18 @@ def generate(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Arr
   cache_size = p + cfg.max_new_tokens + slots * cfg.mask_passes
   _, positions, logits, cache = prefill(m, ids, token_mask, pixels, image_flags, cache_size)
 
-  def mask_branch(state: _Loop, start: jax.Array, slot0: jax.Array) -> _Loop:
-    res = mask_pass(m, slot0, state.positions, start, state.cache, cfg,
-                    jax.random.fold_in(rng, state.step))
+  def mask_branch(state: SamplerState, start: jax.Array, slot0: jax.Array) -> SamplerState:
+    rng, pass_rng = jax.random.split(state.rng)
+    res = mask_pass(m, slot0, state.positions, start, state.cache, cfg, pass_rng)
     new = jnp.concatenate(res.codes, axis=1)  # [B, L]
     slot = jax.nn.one_hot(state.num_masks, cfg.mask_passes, dtype=bool) & start[:, None]
     codes = jnp.where(slot[..., None], new[:, None], state.codes)
     return state._replace(
         cache=res.cache, codes=codes, num_masks=state.num_masks + start,
-        positions=state.positions + jnp.where(start, slots, 0), passes=state.passes + 1)
+        positions=state.positions + jnp.where(start, slots, 0), passes=state.passes + 1,
+        rng=rng)
 
-  def body(state: _Loop) -> _Loop:
+  def body(state: SamplerState) -> SamplerState:
     nxt = jnp.argmax(state.last_logits, axis=-1).astype(jnp.int32)
     wants = _pair((nxt == tokens.gen_start_token_id) & ~state.done, cfg)
     room = state.passes < cfg.mask_passes
@@ -179,13 +182,13 @@ def generate(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Arr
         last_logits=logits, positions=state.positions + 1, cache=cache,
         done=done | (token == cfg.eos_token_id), out_of_masks=state.out_of_masks | (wants & ~room))
 
-  init = _Loop(
+  init = SamplerState(
       step=jnp.zeros((), jnp.int32),
       tokens=jnp.full((b, cfg.max_new_tokens), cfg.pad_token_id, jnp.int32),
       last_logits=logits, positions=positions[:, -1] + 1, cache=cache,
       done=jnp.zeros((b,), bool), codes=jnp.zeros((b, cfg.mask_passes, slots), jnp.int32),
       num_masks=jnp.zeros((b,), jnp.int32), passes=jnp.zeros((), jnp.int32),
-      out_of_masks=jnp.zeros((b,), bool))
+      out_of_masks=jnp.zeros((b,), bool), rng=rng)
   final = jax.lax.while_loop(
       lambda s: (s.step < cfg.max_new_tokens) & ~s.done.all(), body, init)
   return SamplerOutput(final.tokens, final.codes, final.num_masks, final.out_of_masks)

@@ -85,3 +85,29 @@ def test_cli_segment(checkpoint, tmp_path, capsys):
   assert cli.main(['segment', '--checkpoint', str(checkpoint)]) == 2
   assert 'either --image and --prompt' in capsys.readouterr().err
   assert hf_dir.read_added_tokens(checkpoint)['<ge_start>'] == 1010  # tokenizer travelled
+
+
+def test_one_compilation_for_many_prompt_lengths(segmenter):
+  prompts, pixels = _fixture_prompt('b1')
+  base = prompts[0]
+  image_end = base.index(1001) + 1  # keep <img> ... </img>, vary the text after it
+  compiled = None
+  for k in range(20):  # 258..277 tokens: one 320-token bucket
+    segmenter.generate_ids([base[:image_end] + base[image_end:][:k + 1]], pixels)
+    compiled = compiled or segmenter._generate._cache_size()  # pylint: disable=protected-access
+  assert segmenter._generate._cache_size() == compiled  # pylint: disable=protected-access
+
+
+def test_pick_codes_sampling_options():
+  import jax  # pylint: disable=import-outside-toplevel
+  import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.sampler import pick_codes  # pylint: disable=import-outside-toplevel
+  logits = jnp.log(jnp.array([[0.05, 0.6, 0.3, 0.05]] * 256))
+  greedy = pick_codes(logits, SamplerConfig(), jax.random.key(0))
+  assert (greedy == 1).all()
+  top1 = pick_codes(logits, SamplerConfig(temperature=1.0, top_k=1), jax.random.key(1))
+  assert (top1 == 1).all()
+  top2 = pick_codes(logits, SamplerConfig(temperature=1.0, top_k=2), jax.random.key(2))
+  assert set(np.asarray(top2).tolist()) == {1, 2}
+  nucleus = pick_codes(logits, SamplerConfig(temperature=1.0, top_p=0.5), jax.random.key(3))
+  assert (nucleus == 1).all()  # 0.6 alone covers half the mass

@@ -85,3 +85,9 @@ def test_training_example_labels(tok):
 def test_missing_tokenizer_files(tmp_path):
   with pytest.raises(CheckpointError, match='no tokenizer.model'):
     Tokenizer.from_dir(tmp_path)
+
+
+def test_empty_prompt_is_refused(tok):
+  for empty in ('', '   ', '<image>\n'):
+    with pytest.raises(ValueError, match='prompt is empty'):
+      chat_template.prompt_ids(tok, empty)
