@@ -39,6 +39,7 @@ class SamplerConfig:
   top_p: float = 1.0            # visual codes: nucleus mass
   eos_token_id: int = 2
   pad_token_id: int = 2
+  raster: bool = False          # baseline: one visual token per forward pass
 
 
 class ScalePass(NamedTuple):
@@ -84,6 +85,22 @@ def _pair(x: jax.Array, cfg: SamplerConfig) -> jax.Array:
   return jnp.concatenate([x[:n], x[:n]], axis=0)
 
 
+def _whole_scale(m, x, positions, token_mask, cache):
+  """A scale's slots in one forward pass (causal inside the chunk)."""
+  return m(x, positions, token_mask, cache)
+
+
+def _one_token_at_a_time(m, x, positions, token_mask, cache):
+  """The raster-order baseline: the same slots, one forward pass each (`lax.scan`).
+  Slot inputs depend only on earlier scales, so the codes equal `_whole_scale`'s."""
+  def step(cache, inputs):
+    xi, pi, mi = inputs
+    hidden, cache = m(xi[:, None], pi[:, None], mi[:, None], cache)
+    return cache, hidden[:, 0]
+  cache, hidden = jax.lax.scan(step, cache, (jnp.swapaxes(x, 0, 1), positions.T, token_mask.T))
+  return jnp.swapaxes(hidden, 0, 1), cache
+
+
 def mask_pass(m: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, active: jax.Array,
               cache: KVCache, cfg: SamplerConfig, rng: jax.Array) -> ScalePass:
   """The 10 scale passes for rows `active [B]`, slot 0 = `slot0_ids [B]` at `start_pos [B]`."""
@@ -97,7 +114,8 @@ def mask_pass(m: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, active: j
   for si, pn in enumerate(pns):
     n = pn * pn
     positions = start_pos[:, None] + slot + jnp.arange(n)[None]
-    hidden, cache = m(x, positions, jnp.broadcast_to(active[:, None], (b, n)), cache)
+    run = _one_token_at_a_time if cfg.raster else _whole_scale
+    hidden, cache = run(m, x, positions, jnp.broadcast_to(active[:, None], (b, n)), cache)
     logits = m.language_model.logits(hidden)[..., -visual:]
     inputs.append(x)
     vis_logits.append(logits)

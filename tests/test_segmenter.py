@@ -111,3 +111,13 @@ def test_pick_codes_sampling_options():
   assert set(np.asarray(top2).tolist()) == {1, 2}
   nucleus = pick_codes(logits, SamplerConfig(temperature=1.0, top_p=0.5), jax.random.key(3))
   assert (nucleus == 1).all()  # 0.6 alone covers half the mass
+
+
+def test_raster_order_gives_the_same_codes(checkpoint):
+  """Within a scale every slot's input comes from earlier scales, so one token per pass
+  and one scale per pass see the same keys: the codes must agree."""
+  raster = Segmenter.load(checkpoint, sampler=SamplerConfig(max_new_tokens=3, raster=True))
+  prompts, pixels = _fixture_prompt('b1')
+  ref = np.load(golden_fixture('argenseg') / 'outputs.npz')
+  out = raster.generate_ids(prompts, pixels)
+  np.testing.assert_array_equal(np.asarray(out.codes)[:, 0], ref['b1_visual_ids_all'])
