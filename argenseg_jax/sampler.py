@@ -116,7 +116,7 @@ def mask_pass(m: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, active: j
     positions = start_pos[:, None] + slot + jnp.arange(n)[None]
     run = _one_token_at_a_time if cfg.raster else _whole_scale
     hidden, cache = run(m, x, positions, jnp.broadcast_to(active[:, None], (b, n)), cache)
-    logits = m.language_model.logits(hidden)[..., -visual:]
+    logits = m.language_model.logits(hidden, -visual)  # the visual rows only
     inputs.append(x)
     vis_logits.append(logits)
     if cfg.cfg_scale > 0:

@@ -162,9 +162,10 @@ class InternLM2(nnx.Module):
     cache = KVCache(jnp.stack(ks), jnp.stack(vs), key_mask, start + q_len)
     return self.norm(x), cache
 
-  def logits(self, hidden: jax.Array) -> jax.Array:
-    """`[B, L, D]` -> float32 logits `[B, L, V]`."""
-    return jnp.einsum('bld,dv->blv', hidden, self.output[...]).astype(jnp.float32)
+  def logits(self, hidden: jax.Array, first: int = 0) -> jax.Array:
+    """`[B, L, D]` -> float32 logits `[B, L, V - first]` of the vocabulary rows from
+    `first` on (negative counts from the end: -4096 = the visual codes only)."""
+    return jnp.einsum('bld,dv->blv', hidden, self.output[:, first:]).astype(jnp.float32)
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:
