@@ -63,7 +63,7 @@ def test_bucketed_generation_matches_the_reference(segmenter):
   np.testing.assert_array_equal(np.asarray(both.tokens)[1], np.asarray(alone.tokens)[0])
 
 
-def test_mask_images_and_segment(segmenter, tmp_path):
+def test_mask_images_and_segment(segmenter):
   prompts, pixels = _fixture_prompt('b1')
   out = segmenter.generate_ids(prompts, pixels)
   ref = np.load(golden_fixture('argenseg') / 'outputs.npz')

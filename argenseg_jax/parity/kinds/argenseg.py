@@ -27,7 +27,7 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
   out = {}
   for prefix, cfg_scale in (('b1', 0.0), ('cfg', float(c['cfg']))):
     if wanted(prefix + '_'):
-      out.update(_generation(fixture, model, cfg, prefix, cfg_scale))
+      out.update(_generation(fixture, model, prefix, cfg_scale))
   if not any(wanted(p) for p in ('train_', 'mask_')):
     return out
 
@@ -35,8 +35,8 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
   def forward(state, ids, labels, token_mask, pixels, image_flags, masks, mask_flags):
     m = nnx.merge(graphdef, state)
     target_ids, var_input = m.mask_targets(masks)
-    out = m.train_forward(ids, labels, token_mask, pixels, image_flags, masks, mask_flags)
-    return out, target_ids, var_input
+    result = m.train_forward(ids, labels, token_mask, pixels, image_flags, masks, mask_flags)
+    return result, target_ids, var_input
 
   nhwc = lambda a: jnp.asarray(a.transpose(0, 2, 3, 1))
   train, target_ids, var_input = forward(
@@ -66,7 +66,7 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
   }
 
 
-def _generation(fixture, model, cfg, prefix: str, cfg_scale: float) -> dict[str, np.ndarray]:
+def _generation(fixture, model, prefix: str, cfg_scale: float) -> dict[str, np.ndarray]:
   x = fixture.inputs
   ids = jnp.asarray(x[f'gen_input_ids_{prefix}'], jnp.int32)
   token_mask = jnp.asarray(x[f'gen_attention_mask_{prefix}'], bool)
