@@ -27,6 +27,7 @@ import jax.numpy as jnp
 
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.models.internlm2 import KVCache
+from argenseg_jax.models.var_vqvae import num_tokens
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,11 +111,11 @@ def mask_pass(m: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, active: j
   x = m.language_model.embed(slot0_ids[:, None])
   f_hat = jnp.zeros((b, pns[-1], pns[-1], vq.quantize.embedding.features), jnp.float32)
   visual = vq.quantize.embedding.num_embeddings
+  run = _one_token_at_a_time if cfg.raster else _whole_scale
   codes, inputs, vis_logits, slot = [], [], [], 0
   for si, pn in enumerate(pns):
     n = pn * pn
     positions = start_pos[:, None] + slot + jnp.arange(n)[None]
-    run = _one_token_at_a_time if cfg.raster else _whole_scale
     hidden, cache = run(m, x, positions, jnp.broadcast_to(active[:, None], (b, n)), cache)
     logits = m.language_model.logits(hidden, -visual)  # the visual rows only
     inputs.append(x)
@@ -170,7 +171,7 @@ def generate(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Arr
   """Greedy text with next-scale masks for left-padded prompts `ids [B, P]`."""
   tokens = m.tokens
   b, p = ids.shape
-  slots = sum(pn * pn for pn in m.patch_nums)
+  slots = num_tokens(m.patch_nums)
   cache_size = p + cfg.max_new_tokens + slots * cfg.mask_passes
   _, positions, logits, cache = prefill(m, ids, token_mask, pixels, image_flags, cache_size)
 

@@ -13,14 +13,17 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from flax import nnx
 from PIL import Image
 
 from argenseg_jax import chat_template, image_io
 from argenseg_jax.models.argenseg import ARGenSeg
+from argenseg_jax.pretrained import load_pretrained
 from argenseg_jax.sampler import SamplerConfig, generate
 from argenseg_jax.tokenizer import Tokenizer
+from argenseg_jax.vqvae_tokenizer import VQVAETokenizer
 from data_pipelines.image_transforms import image_to_pixels
 
 
@@ -37,41 +40,30 @@ class Result:
 class Segmenter:
   """An ARGenSeg model, its tokenizer and a compiled sampler."""
 
-  def __init__(self, model: ARGenSeg, tokenizer: Tokenizer,
+  def __init__(self, model: ARGenSeg, cfg: ml_collections.ConfigDict, tokenizer: Tokenizer,
                sampler: SamplerConfig = SamplerConfig(), *, bucket: int = 64,
                max_prompt_tokens: int = 4096):
     self.tokenizer = tokenizer
     self.graphdef, self.state = nnx.split(model)
     self.sampler = dataclasses.replace(sampler, eos_token_id=tokenizer.token_id('<|im_end|>'))
-    self.patch_nums = model.patch_nums
+    self.vqvae = VQVAETokenizer(model.image_tokenizer, cfg.vqvae)
     self.bucket = bucket
     self.max_prompt_tokens = max_prompt_tokens
 
   @classmethod
   def load(cls, checkpoint, **kwargs) -> 'Segmenter':
-    from argenseg_jax.pretrained import load_pretrained  # pylint: disable=import-outside-toplevel
-    model, _ = load_pretrained(checkpoint)
-    return cls(model, Tokenizer.from_dir(checkpoint), **kwargs)
+    model, cfg = load_pretrained(checkpoint)
+    return cls(model, cfg, Tokenizer.from_dir(checkpoint), **kwargs)
 
   @functools.cached_property
   def _generate(self):
     return jax.jit(lambda state, *args: generate(
         nnx.merge(self.graphdef, state), *args, self.sampler, jax.random.key(0)))
 
-  @functools.cached_property
-  def _decode(self):
-    return jax.jit(lambda state, codes, all_scales: nnx.merge(
-        self.graphdef, state).image_tokenizer.idxBl_to_img(codes, all_scales),
-        static_argnums=2)
-
-  def _split(self, codes: np.ndarray) -> list[jax.Array]:
-    bounds = np.cumsum([0] + [pn * pn for pn in self.patch_nums])
-    return [jnp.asarray(codes[:, a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
-
   def decode_masks(self, codes: np.ndarray, all_scales: bool = False) -> np.ndarray:
     """Codes `[n, L]` -> uint8 images `[n, 256, 256, 3]` (or `[S, n, ...]` previews)."""
-    return image_io.signed_to_uint8(np.asarray(
-        self._decode(self.state, self._split(codes), all_scales)))
+    return image_io.signed_to_uint8(
+        self.vqvae.decode(self.vqvae.split_codes(codes), all_scales=all_scales))
 
   def generate_ids(self, prompts: list[list[int]], pixels: np.ndarray):
     """Raw sampler output for tokenised prompts and `[B, 448, 448, 3]` pixels."""

@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 
 from argenseg_jax.models import var_vqvae_io
-from argenseg_jax.models.var_vqvae import VQVAE
+from argenseg_jax.models.var_vqvae import VQVAE, scale_slices
 
 
 class VQVAETokenizer:
@@ -92,6 +92,11 @@ class VQVAETokenizer:
                          f'got [{c.min()}, {c.max()}].')
       out.append(c.astype(np.int32))
     return out
+
+  def split_codes(self, flat) -> list[np.ndarray]:
+    """Codes of all scales side by side `[B, L]` -> one `[B, pn*pn]` array per scale."""
+    flat = np.asarray(flat)
+    return [flat[:, a:b] for a, b in scale_slices(self.patch_nums)]
 
   def encode(self, images) -> list[np.ndarray]:
     """Images `[B, H, W, 3]` in [-1, 1] -> codes per scale, `[B, pn*pn]` int32."""

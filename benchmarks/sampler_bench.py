@@ -21,6 +21,7 @@ from flax import nnx
 from argenseg_jax import sampler
 from argenseg_jax.checkpoints import params
 from argenseg_jax.models.argenseg import ARGenSeg
+from argenseg_jax.models.var_vqvae import num_tokens
 from timing import parse_args, random_model, time_call
 
 
@@ -29,7 +30,7 @@ def main():
   cfg, graphdef, state = random_model(
       args.config, lambda cfg: params.init(functools.partial(ARGenSeg, cfg)))
   tokens = cfg.tokens
-  slots = sum(pn * pn for pn in cfg.vqvae.patch_nums)
+  slots = num_tokens(cfg.vqvae.patch_nums)
   text = args.prompt - 258
 
   def prompt(b):

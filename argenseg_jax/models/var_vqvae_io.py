@@ -161,8 +161,7 @@ def load_vqvae(path, cfg: ml_collections.ConfigDict | None = None) -> tuple[VQVA
     flat = conversion.convert(table, flat, shapes)
     return params.with_params(model, flat), stored
   if cfg is None:
-    from argenseg_jax.config_args import load_config  # pylint: disable=import-outside-toplevel
-    cfg = load_config('var_vqvae')
+    cfg = config_args.load_config('var_vqvae')
   if path.suffix == '.safetensors':
     return from_torch_state_dict(read_safetensors(path), cfg), cfg
   return from_torch_state_dict(read_pth(path), cfg), cfg
@@ -175,8 +174,7 @@ def config_from_var_kwargs(kwargs: dict, resolution: int) -> ml_collections.Conf
   if unsupported:
     raise ValueError(f'VQVAE options {unsupported} are not supported (ARGenSeg and VAR use '
                      'using_znorm=False, dropout=0).')
-  from argenseg_jax.config_args import load_config  # pylint: disable=import-outside-toplevel
-  cfg = load_config('var_vqvae:' + ','.join([
+  cfg = config_args.load_config('var_vqvae:' + ','.join([
       f'res={resolution}', f'ch={kwargs["ch"]}', f'vocab_size={kwargs["vocab_size"]}',
       f'z_channels={kwargs["z_channels"]}',
       'patch_nums=' + '+'.join(str(p) for p in kwargs['v_patch_nums'])]))

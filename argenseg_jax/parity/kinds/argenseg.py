@@ -14,6 +14,7 @@ from flax import nnx
 from argenseg_jax import image_io, sampler
 from argenseg_jax.checkpoints.torch_files import read_safetensors
 from argenseg_jax.models import argenseg_io, var_vqvae_io
+from argenseg_jax.models.var_vqvae import num_tokens, scale_slices
 
 
 def run(fixture, wanted) -> dict[str, np.ndarray]:
@@ -80,14 +81,13 @@ def _generation(fixture, model, prefix: str, cfg_scale: float) -> dict[str, np.n
   result = jax.jit(lambda s, *a: sampler.generate(nnx.merge(graphdef, s), *a, scfg, rng))(
       state, ids, token_mask, pixels, flags)
   codes = np.asarray(result.codes[:1, 0], np.int64)  # the (conditional) first row's mask
-  bounds = np.cumsum([0] + [pn * pn for pn in model.patch_nums])
   out = {f'{prefix}_generated_ids': np.asarray(result.tokens, np.int64),
          f'{prefix}_visual_ids_all': codes}
-  out.update({f'{prefix}_visual_ids_s{si}': codes[:, bounds[si]:bounds[si + 1]]
-              for si in range(len(model.patch_nums))})
+  out.update({f'{prefix}_visual_ids_s{si}': codes[:, a:b]
+              for si, (a, b) in enumerate(scale_slices(model.patch_nums))})
 
   # The same computation call by call, to record what each call saw.
-  slots = int(bounds[-1])
+  slots = num_tokens(model.patch_nums)
   size = ids.shape[1] + steps + slots
 
   @jax.jit
