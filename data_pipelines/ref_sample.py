@@ -1,0 +1,34 @@
+"""`RefSample`: what every referring-segmentation reader yields.
+
+Readers (PSALM jsonl, RefCOCO `refs(*).p`, gRefCOCO, custom jsonl, the tfds builder, the
+synthetic scene generator) are random-access sources of `RefSample`s; the grain chain in
+`data_pipelines/train_pipeline.py` turns them into model inputs. Masks are decoded by
+the reader (they are cheap); the image stays a path until a worker reads it.
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class RefSample:
+  """One training / evaluation example.
+
+  image: path of an image file, or uint8 `[H, W, 3]`.
+  sentences: referring expressions of the target, all describing the same mask(s).
+  masks: bool `[H, W]`, one per `<mask>` of the answer (an all-False mask is a
+    no-target answer; a multi-target expression has the union of its objects).
+  origin: `'file:line'` (or another locator) named by every error about this sample.
+  conversation: explicit `[{'from': 'human'|'gpt', 'value': ...}]` turns; when None the
+    prompt template builds them from `sentences`.
+  """
+  image: str | np.ndarray
+  sentences: list[str]
+  masks: list[np.ndarray]
+  origin: str
+  conversation: list[dict] | None = None
+
+  @property
+  def has_target(self) -> bool:
+    return any(bool(m.any()) for m in self.masks)
