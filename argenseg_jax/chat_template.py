@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from argenseg_jax.tokenizer import Tokenizer
+from argenseg_jax.tokenizer import AddedTokens
 
 SYSTEM_PROMPT = ('你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作'
                  '单位联合开发的多模态大语言模型。')
@@ -45,7 +45,7 @@ def check_length(n: int, max_length: int) -> None:
                      'shorten the text, use fewer image tiles, or raise max_length.')
 
 
-def prompt_ids(tokenizer: Tokenizer, question: str, *, num_tiles: int = 1,
+def prompt_ids(tokenizer: AddedTokens, question: str, *, num_tiles: int = 1,
                system: str = SYSTEM_PROMPT, max_length: int = 8192) -> list[int]:
   """Inference prompt ids (BOS first), ending with `<|im_start|>assistant\\n`. A
   question without `<image>` gets `<image>\\n` prepended, like InternVL's `chat`."""
@@ -67,7 +67,7 @@ class Example:
   num_masks: int
 
 
-def training_example(tokenizer: Tokenizer, conversation: list[dict], *, num_tiles: int = 1,
+def training_example(tokenizer: AddedTokens, conversation: list[dict], *, num_tiles: int = 1,
                      system: str = SYSTEM_PROMPT, mask_tokens: int = 680,
                      max_length: int = 8192) -> Example:
   """Ids and labels of a conversation `[{'from': 'human'|'gpt', 'value': ...}, ...]`

@@ -22,7 +22,7 @@ from argenseg_jax import chat_template, image_io
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.pretrained import load_pretrained
 from argenseg_jax.sampler import SamplerConfig, generate
-from argenseg_jax.tokenizer import Tokenizer
+from argenseg_jax.tokenizer import AddedTokens, load_tokenizer
 from argenseg_jax.vqvae_tokenizer import VQVAETokenizer
 from data_pipelines.image_transforms import image_to_pixels
 
@@ -40,7 +40,7 @@ class Result:
 class Segmenter:
   """An ARGenSeg model, its tokenizer and a compiled sampler."""
 
-  def __init__(self, model: ARGenSeg, cfg: ml_collections.ConfigDict, tokenizer: Tokenizer,
+  def __init__(self, model: ARGenSeg, cfg: ml_collections.ConfigDict, tokenizer: AddedTokens,
                sampler: SamplerConfig = SamplerConfig(), *, bucket: int = 64,
                max_prompt_tokens: int = 4096):
     self.tokenizer = tokenizer
@@ -53,7 +53,7 @@ class Segmenter:
   @classmethod
   def load(cls, checkpoint, **kwargs) -> 'Segmenter':
     model, cfg = load_pretrained(checkpoint)
-    return cls(model, cfg, Tokenizer.from_dir(checkpoint), **kwargs)
+    return cls(model, cfg, load_tokenizer(checkpoint), **kwargs)
 
   @functools.cached_property
   def _generate(self):

@@ -1,10 +1,13 @@
-"""InternLM2's sentencepiece tokenizer with the checkpoint's added tokens (no transformers).
+"""Tokenizers with added special tokens (no transformers).
 
-Like the slow Hugging Face tokenizer: the text is first split on the added tokens
+Like the slow Hugging Face tokenizers: the text is first split on the added tokens
 (`<|im_start|>`, `<img>`, `<IMG_CONTEXT>`, `<ge_start>`, ...; longest match first), each
-added token becomes its id, and the text between them is encoded by sentencepiece.
+added token becomes its id, and the text between them goes to the base tokenizer:
+InternLM2's sentencepiece model (`Tokenizer`, the real checkpoints) or UTF-8 bytes
+(`ByteTokenizer`, the small models trained from scratch).
 """
 
+import json
 import pathlib
 import re
 
@@ -14,42 +17,28 @@ from argenseg_jax.checkpoints import hf_dir
 from argenseg_jax.checkpoints.torch_files import CheckpointError
 
 MODEL_FILE = 'tokenizer.model'
+BYTE_TOKENIZER_FILE = 'byte_tokenizer.json'
 
 
-class Tokenizer:
-  """`encode(text) -> ids`, `decode(ids) -> text`, `token_id(token)`."""
+class AddedTokens:
+  """`encode(text) -> ids`, `decode(ids) -> text`, `token_id(token)` around a base
+  tokenizer that subclasses provide (`_encode_plain`, `_decode_plain`, `_plain_size`)."""
 
-  def __init__(self, model_file, added_tokens: dict[str, int], *, bos_id: int | None = None):
-    model_file = pathlib.Path(model_file)
-    if not model_file.is_file():
-      raise CheckpointError(f'tokenizer model not found: {model_file}')
-    self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
+  def __init__(self, added_tokens: dict[str, int], bos_id: int):
     self.added = dict(added_tokens)
     self.added_by_id = {i: t for t, i in self.added.items()}
-    self.bos_id = self.sp.bos_id() if bos_id is None else bos_id
+    self.bos_id = bos_id
     self._split = re.compile('(' + '|'.join(
         re.escape(t) for t in sorted(self.added, key=len, reverse=True)) + ')') if self.added else None
 
-  @classmethod
-  def from_dir(cls, path) -> 'Tokenizer':
-    """Reads `tokenizer.model` and the added tokens of a checkpoint directory."""
-    path = pathlib.Path(path)
-    if not (path / MODEL_FILE).is_file():
-      raise CheckpointError(f'{path} has no {MODEL_FILE}: copy the tokenizer files of the '
-                            'checkpoint into it.')
-    return cls(path / MODEL_FILE, hf_dir.read_added_tokens(path))
-
   @property
   def vocab_size(self) -> int:
-    return max([self.sp.get_piece_size() - 1, *self.added.values()]) + 1
+    return max([self._plain_size() - 1, *self.added.values()]) + 1
 
   def token_id(self, token: str) -> int:
     if token in self.added:
       return self.added[token]
-    piece = self.sp.piece_to_id(token)
-    if piece == self.sp.unk_id() and token != self.sp.id_to_piece(self.sp.unk_id()):
-      raise KeyError(f'{token!r} is not a token of this tokenizer.')
-    return piece
+    return self._plain_token_id(token)
 
   def encode(self, text: str, *, add_bos: bool = False) -> list[int]:
     ids = [self.bos_id] if add_bos else []
@@ -58,21 +47,97 @@ class Tokenizer:
       if part in self.added:
         ids.append(self.added[part])
       elif part:
-        ids.extend(self.sp.encode(part))
+        ids.extend(self._encode_plain(part))
     return ids
 
   def decode(self, ids, *, skip_special: bool = False) -> str:
     """Text of `ids`; added tokens as their strings (dropped with `skip_special`), ids
     the tokenizer does not know (e.g. visual codes) as `<id N>` (dropped likewise)."""
     out, run = [], []
-    size = self.sp.get_piece_size()
+    size = self._plain_size()
     for i in (int(i) for i in ids):
       if i in self.added_by_id or i == self.bos_id or not 0 <= i < size:
-        out.append(self.sp.decode(run))
+        out.append(self._decode_plain(run))
         run = []
         if not skip_special and i != self.bos_id:
           out.append(self.added_by_id.get(i, f'<id {i}>'))
       else:
         run.append(i)
-    out.append(self.sp.decode(run))
+    out.append(self._decode_plain(run))
     return ''.join(out)
+
+
+class Tokenizer(AddedTokens):
+  """InternLM2's sentencepiece model plus the checkpoint's added tokens."""
+
+  def __init__(self, model_file, added_tokens: dict[str, int], *, bos_id: int | None = None):
+    model_file = pathlib.Path(model_file)
+    if not model_file.is_file():
+      raise CheckpointError(f'tokenizer model not found: {model_file}')
+    self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
+    super().__init__(added_tokens, self.sp.bos_id() if bos_id is None else bos_id)
+
+  def _plain_size(self) -> int:
+    return self.sp.get_piece_size()
+
+  def _plain_token_id(self, token: str) -> int:
+    piece = self.sp.piece_to_id(token)
+    if piece == self.sp.unk_id() and token != self.sp.id_to_piece(self.sp.unk_id()):
+      raise KeyError(f'{token!r} is not a token of this tokenizer.')
+    return piece
+
+  def _encode_plain(self, text: str) -> list[int]:
+    return self.sp.encode(text)
+
+  def _decode_plain(self, ids: list[int]) -> str:
+    return self.sp.decode(ids)
+
+
+class ByteTokenizer(AddedTokens):
+  """UTF-8 bytes: ids 0/1/2 are `<unk>`/`<s>`/`</s>`, byte b is id `3 + b`, then the
+  added tokens. Stored as `byte_tokenizer.json` (`{"added_tokens": {...}}`)."""
+
+  OFFSET = 3
+
+  def __init__(self, added_tokens: dict[str, int]):
+    clash = {t: i for t, i in added_tokens.items() if i < self.OFFSET + 256}
+    if clash:
+      raise ValueError(f'added tokens must have ids >= {self.OFFSET + 256}, got {clash}.')
+    super().__init__(added_tokens, bos_id=1)
+
+  @classmethod
+  def with_tokens(cls, tokens) -> 'ByteTokenizer':
+    """Added tokens numbered consecutively after the bytes, in the order given."""
+    return cls({t: cls.OFFSET + 256 + i for i, t in enumerate(tokens)})
+
+  def save(self, path) -> pathlib.Path:
+    path = pathlib.Path(path) / BYTE_TOKENIZER_FILE
+    path.write_text(json.dumps({'added_tokens': self.added}, indent=1, ensure_ascii=False))
+    return path
+
+  def _plain_size(self) -> int:
+    return self.OFFSET + 256
+
+  def _plain_token_id(self, token: str) -> int:
+    raw = token.encode('utf-8')
+    if len(raw) != 1:
+      raise KeyError(f'{token!r} is not one byte nor an added token of this tokenizer.')
+    return self.OFFSET + raw[0]
+
+  def _encode_plain(self, text: str) -> list[int]:
+    return [self.OFFSET + b for b in text.encode('utf-8')]
+
+  def _decode_plain(self, ids: list[int]) -> str:
+    return bytes(i - self.OFFSET for i in ids if i >= self.OFFSET).decode('utf-8', 'replace')
+
+
+def load_tokenizer(path) -> AddedTokens:
+  """The tokenizer of a checkpoint directory: `tokenizer.model` + added tokens
+  (sentencepiece) or `byte_tokenizer.json`."""
+  path = pathlib.Path(path)
+  if (path / BYTE_TOKENIZER_FILE).is_file():
+    return ByteTokenizer(json.loads((path / BYTE_TOKENIZER_FILE).read_text())['added_tokens'])
+  if not (path / MODEL_FILE).is_file():
+    raise CheckpointError(f'{path} has no {MODEL_FILE} (nor {BYTE_TOKENIZER_FILE}): copy the '
+                          'tokenizer files of the checkpoint into it.')
+  return Tokenizer(path / MODEL_FILE, hf_dir.read_added_tokens(path))

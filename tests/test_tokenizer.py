@@ -8,7 +8,7 @@ import sentencepiece as spm
 
 from argenseg_jax import chat_template
 from argenseg_jax.checkpoints.torch_files import CheckpointError
-from argenseg_jax.tokenizer import Tokenizer
+from argenseg_jax.tokenizer import ByteTokenizer, Tokenizer, load_tokenizer
 
 CORPUS = ['Sure, the segmentation result is here.', 'Please segment the red circle.',
           'Given the following instructions: the big blue square; please perform '
@@ -34,7 +34,7 @@ def tok_dir(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def tok(tok_dir):
-  return Tokenizer.from_dir(tok_dir)
+  return load_tokenizer(tok_dir)
 
 
 def test_special_tokens_split_and_round_trip(tok):
@@ -84,10 +84,26 @@ def test_training_example_labels(tok):
 
 def test_missing_tokenizer_files(tmp_path):
   with pytest.raises(CheckpointError, match='no tokenizer.model'):
-    Tokenizer.from_dir(tmp_path)
+    load_tokenizer(tmp_path)
 
 
 def test_empty_prompt_is_refused(tok):
   for empty in ('', '   ', '<image>\n'):
     with pytest.raises(ValueError, match='prompt is empty'):
       chat_template.prompt_ids(tok, empty)
+
+
+def test_byte_tokenizer_round_trip_and_saved_file(tmp_path):
+  tok = ByteTokenizer.with_tokens(['<|im_start|>', '<|im_end|>', '<image>', '<mask>'])
+  text = '<|im_start|>user\nthé red circle<|im_end|>'
+  ids = tok.encode(text, add_bos=True)
+  assert ids[:2] == [tok.bos_id, tok.token_id('<|im_start|>')]
+  assert ids[2] == 3 + ord('u') and tok.token_id('u') == ids[2]
+  assert tok.decode(ids) == text
+  assert tok.decode(ids + [9999], skip_special=True) == 'user\nthé red circle'
+  assert tok.vocab_size == 3 + 256 + 4
+  tok.save(tmp_path)
+  again = load_tokenizer(tmp_path)
+  assert isinstance(again, ByteTokenizer) and again.encode(text) == tok.encode(text)
+  with pytest.raises(ValueError, match='>= 259'):
+    ByteTokenizer({'<x>': 5})
