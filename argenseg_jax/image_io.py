@@ -53,6 +53,13 @@ def read_rgb(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
                      f'file): {e}') from None
 
 
+def as_rgb(image: 'str | pathlib.Path | np.ndarray') -> Image.Image:
+  """An image given as a file path (read with `read_rgb`) or uint8 `[H, W, 3]`, as RGB PIL."""
+  if isinstance(image, np.ndarray):
+    return Image.fromarray(np.asarray(image, np.uint8)).convert('RGB')
+  return read_rgb(image)
+
+
 def write_png(path, rgb: np.ndarray) -> pathlib.Path:
   """Writes `uint8 [H, W, 3]` (or `[H, W]`) to `path`, creating parent folders."""
   path = pathlib.Path(path)

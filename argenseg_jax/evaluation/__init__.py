@@ -1,0 +1,1 @@
+"""Referring-segmentation evaluation: metrics, data specs and the evaluator."""

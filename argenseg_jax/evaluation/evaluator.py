@@ -1,0 +1,283 @@
+"""Referring-segmentation evaluation of a `Segmenter` over a source of `RefSample`s.
+
+  report = evaluate(Segmenter.load(ckpt), data_spec.open_source('custom:val.jsonl'),
+                    batch_size=8, out_dir='out/eval')
+  report['metrics']['cIoU']
+
+Protocols: 'object' asks one question per sample with all its sentences joined, as the
+original evaluation of PSALM-format files (spec 6.5, quirk 12); 'sentence' asks one
+question per sentence. The GT is the union of the sample's masks; the prediction is the
+answer's first mask (no mask -> empty). Samples without sentences are skipped and
+counted, like the original's filter on empty instruction lists.
+
+Multi-host: process p evaluates the even index range p of the samples on its own model
+replica (no collective inside the loop); the counters and per-query rows are then
+all-gathered and process 0 writes `report.json` and the overlays.
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import sys
+import time
+from typing import Callable, Iterator, Sequence
+
+import jax
+import numpy as np
+from jax.experimental import multihost_utils
+from PIL import Image
+
+from argenseg_jax import chat_template, image_io
+from argenseg_jax.evaluation import metrics
+from data_pipelines import data_spec
+from data_pipelines.ref_sample import RefSample
+
+PROTOCOLS = ('object', 'sentence')
+# Columns of the per-query rows gathered across hosts.
+ROW = ('index', 'sentence', 'inter', 'union', 'iou', 'box_iou', 'no_mask')
+
+
+@dataclasses.dataclass(frozen=True)
+class Query:
+  index: int            # the sample's index in the source
+  sentence: int         # the sentence's index; -1 = all sentences (object protocol)
+  prompt: str
+  image: Image.Image
+  gt: np.ndarray        # bool [H, W], the union of the sample's masks
+  origin: str
+
+
+def shard_range(n: int, index: int, count: int) -> range:
+  """Process `index` of `count`'s even share of `range(n)` (sizes differ by <= 1)."""
+  return range(index * n // count, (index + 1) * n // count)
+
+
+def ground_truth(sample: RefSample, size: tuple[int, int]) -> np.ndarray:
+  """The union of the sample's masks, bool `[H, W]` for an image of `size = (W, H)`."""
+  gt = np.zeros(size[::-1], bool)
+  for mask in sample.masks:
+    if mask.shape != gt.shape:
+      raise ValueError(f'{sample.origin}: a mask is {mask.shape[1]}x{mask.shape[0]} but '
+                       f'the image is {size[0]}x{size[1]}.')
+    gt |= mask.astype(bool)
+  return gt
+
+
+def sample_queries(sample: RefSample, index: int, protocol: str) -> list[Query]:
+  """The questions of one sample under `protocol` (none if it has no sentences)."""
+  if not sample.sentences:
+    return []
+  image = image_io.as_rgb(sample.image)
+  gt = ground_truth(sample, image.size)
+  if protocol == 'object':
+    prompts = [(-1, chat_template.referring_question(sample.sentences))]
+  else:
+    prompts = [(k, chat_template.referring_question([s])) for k, s in enumerate(sample.sentences)]
+  return [Query(index, k, p, image, gt, sample.origin) for k, p in prompts]
+
+
+def batches(source: Sequence[RefSample], indices: range, protocol: str, batch_size: int,
+            skipped: list[int]) -> Iterator[tuple[list[Query], int]]:
+  """`(queries, samples read)` in batches of <= batch_size; appends sentence-less
+  sample indices to `skipped`."""
+  batch, read = [], 0
+  for i in indices:
+    queries = sample_queries(source[i], i, protocol)
+    read += 1
+    if not queries:
+      skipped.append(i)
+    for q in queries:
+      batch.append(q)
+      if len(batch) == batch_size:
+        yield batch, read
+        batch, read = [], 0
+  if batch or read:
+    yield batch, read
+
+
+def predict(segmenter, batch: list[Query], batch_size: int) -> list[np.ndarray | None]:
+  """First answer mask per query (None: no mask). The batch is padded with its last
+  query to `batch_size` so the segmenter compiles one batch shape."""
+  padded = batch + [batch[-1]] * (batch_size - len(batch))
+  results = segmenter.segment([q.image for q in padded], [q.prompt for q in padded])
+  return [r.masks[0] if r.masks else None for r in results[:len(batch)]]
+
+
+class Progress:
+  """A one-line stderr progress bar with rate and ETA, redrawn at most every 0.5 s."""
+
+  def __init__(self, total: int, enabled: bool = True, unit: str = 'samples', stream=None):
+    self.total, self.enabled, self.unit = total, enabled, unit
+    self.stream = stream or sys.stderr
+    self.done, self.start, self.last, self.width = 0, time.perf_counter(), 0.0, 0
+
+  def update(self, n: int) -> None:
+    self.done += n
+    now = time.perf_counter()
+    if self.enabled and (now - self.last >= 0.5 or self.done >= self.total):
+      self.last = now
+      line = self.line(now - self.start)
+      self.stream.write('\r' + line.ljust(self.width))
+      self.stream.flush()
+      self.width = len(line)
+
+  def line(self, elapsed: float) -> str:
+    rate = self.done / elapsed if elapsed > 0 else 0.0
+    eta = (self.total - self.done) / rate if rate > 0 else float('nan')
+    filled = int(30 * self.done / max(self.total, 1))
+    eta_text = '?' if eta != eta else str(datetime.timedelta(seconds=int(eta)))
+    return (f'[{"#" * filled}{"." * (30 - filled)}] {self.done}/{self.total} {self.unit} '
+            f'{rate:.2f}/s ETA {eta_text}')
+
+  def close(self) -> None:
+    if self.enabled:
+      self.stream.write('\n')
+
+
+def _gather(acc: metrics.MetricAccumulator, rows: np.ndarray, counts: np.ndarray):
+  """Sums counters and concatenates `[n, len(ROW)]` rows over processes."""
+  if jax.process_count() == 1:
+    return acc, rows, counts
+  acc = metrics.MetricAccumulator.from_array(multihost_utils.process_allgather(acc.to_array()))
+  sizes = multihost_utils.process_allgather(np.array(len(rows)))
+  padded = np.zeros((int(sizes.max()), len(ROW)))
+  padded[:len(rows)] = rows
+  gathered = multihost_utils.process_allgather(padded)
+  rows = np.concatenate([g[:n] for g, n in zip(gathered, sizes)])
+  return acc, rows, multihost_utils.process_allgather(counts).sum(0)
+
+
+def _write_atomic(path: pathlib.Path, write: Callable[[pathlib.Path], object]) -> None:
+  tmp = path.with_name(f'.tmp-{path.name}')
+  write(tmp)
+  os.replace(tmp, path)
+
+
+def save_overlay(path: pathlib.Path, q: Query, pred: np.ndarray) -> None:
+  """`[GT in green | prediction in red]` side by side, uint8 `[H, 2W, 3]`."""
+  both = np.concatenate([image_io.overlay(q.image, q.gt, color=(40, 220, 40)),
+                         image_io.overlay(q.image, pred)], axis=1)
+  _write_atomic(path, lambda tmp: image_io.write_png(tmp, both))
+
+
+def _row(q: Query, s: metrics.SampleScore, no_mask: bool) -> list[float]:
+  return [q.index, q.sentence, s.inter, s.union, s.iou, s.box_iou, no_mask]
+
+
+def _per_query(rows: np.ndarray) -> list[dict]:
+  out = []
+  for r in rows[np.lexsort((rows[:, 1], rows[:, 0]))]:
+    d = dict(zip(ROW, r.tolist()))
+    out.append({'index': int(d['index']), 'sentence': int(d['sentence']),
+                'inter': int(d['inter']), 'union': int(d['union']), 'iou': d['iou'],
+                'box_iou': d['box_iou'], 'no_mask': bool(d['no_mask'])})
+  return out
+
+
+def evaluate_shard(segmenter, source: Sequence[RefSample], indices: range, *, protocol: str,
+                   batch_size: int, out_dir: pathlib.Path, num_overlays: int,
+                   progress: bool):
+  """This process's part: `(accumulator, rows [n, len(ROW)], skipped, overlays)`."""
+  acc, rows, skipped, overlays = metrics.MetricAccumulator(), [], [], []
+  bar = Progress(len(indices), enabled=progress)
+  for batch, read in batches(source, indices, protocol, batch_size, skipped):
+    preds = predict(segmenter, batch, batch_size) if batch else []
+    for q, pred in zip(batch, preds):
+      mask = pred if pred is not None else np.zeros_like(q.gt)
+      s = metrics.score(mask, q.gt)
+      acc.add(s)
+      rows.append(_row(q, s, pred is None))
+      if len(overlays) < num_overlays:
+        path = out_dir / f'overlay_{len(overlays):02d}_sample{q.index}.png'
+        save_overlay(path, q, mask)
+        overlays.append({'index': q.index, 'sentence': q.sentence, 'origin': q.origin,
+                         'iou': s.iou, 'path': path.name})
+    bar.update(read)
+  bar.close()
+  return acc, np.array(rows, np.float64).reshape(-1, len(ROW)), len(skipped), overlays
+
+
+def evaluate(segmenter, source: Sequence[RefSample], *, batch_size: int,
+             protocol: str = 'object', out_dir, num_overlays: int = 4,
+             max_samples: int | None = None, progress: bool = True,
+             checkpoint: str | None = None, data: str | None = None) -> dict:
+  """Runs `segmenter.segment(images, prompts)` over `source` and returns the report,
+  also written (process 0) to `out_dir/report.json` beside `num_overlays` overlay PNGs."""
+  if protocol not in PROTOCOLS:
+    raise ValueError(f'protocol must be one of {PROTOCOLS}, got {protocol!r}.')
+  if batch_size < 1:
+    raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
+  n = len(source) if max_samples is None else min(len(source), max_samples)
+  pid, pcount = jax.process_index(), jax.process_count()
+  indices = shard_range(n, pid, pcount)
+  out_dir = pathlib.Path(out_dir)
+  started, t0 = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
+  acc, rows, skipped, overlays = evaluate_shard(
+      segmenter, source, indices, protocol=protocol, batch_size=batch_size, out_dir=out_dir,
+      num_overlays=num_overlays if pid == 0 else 0, progress=progress and pid == 0)
+  acc, rows, counts = _gather(acc, rows, np.array([len(indices), skipped]))
+  seconds = time.perf_counter() - t0
+  report = {
+      'protocol': protocol, 'checkpoint': checkpoint, 'data': data,
+      'metrics': acc.summary(),
+      'counts': {'samples': int(counts[0]), 'skipped_no_sentences': int(counts[1]),
+                 'queries': acc.samples, 'target': acc.target, 'no_target': acc.no_target,
+                 'no_mask_answers': int(rows[:, ROW.index('no_mask')].sum()),
+                 'processes': pcount},
+      'time': {'started': started.isoformat(timespec='seconds'), 'seconds': round(seconds, 3),
+               'queries_per_second': round(acc.samples / seconds, 3) if seconds else None},
+      'overlays': overlays,
+      'per_query': _per_query(rows),
+  }
+  if pid == 0:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out_dir / 'report.json',
+                  lambda tmp: tmp.write_text(json.dumps(report, indent=1) + '\n'))
+  return report
+
+
+def add_arguments(parser) -> None:
+  """The `argenseg eval` arguments (argparse), read by `run_eval`."""
+  parser.add_argument('--checkpoint', required=True, help='our checkpoint (argenseg convert '
+                      'model) or a Hugging Face-style ARGenSeg directory')
+  parser.add_argument('--data', required=True, help='data spec: ' + ', '.join(
+      k.syntax for k in data_spec.KINDS.values()))
+  parser.add_argument('--out', required=True, help='folder for report.json and overlays')
+  parser.add_argument('--protocol', choices=PROTOCOLS, default='object',
+                      help='object: one question per sample, all sentences joined (the '
+                      "original's); sentence: one question per sentence")
+  parser.add_argument('--batch-size', type=int, default=8, help='questions per model call')
+  parser.add_argument('--max-samples', type=int, help='evaluate only the first N samples')
+  parser.add_argument('--num-overlays', type=int, default=4,
+                      help='overlay PNGs [GT | prediction] to write')
+  parser.add_argument('--max-new-tokens', type=int, default=64,
+                      help='answer token budget (greedy)')
+
+
+def run_eval(args) -> int:
+  """`argenseg eval`: loads the data source, then the model, evaluates, prints metrics."""
+  from argenseg_jax.sampler import SamplerConfig  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.segmenter import Segmenter  # pylint: disable=import-outside-toplevel
+  source = data_spec.open_source(args.data)
+  segmenter = Segmenter.load(args.checkpoint,
+                             sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
+  report = evaluate(segmenter, source, batch_size=args.batch_size, protocol=args.protocol,
+                    out_dir=args.out, num_overlays=args.num_overlays,
+                    max_samples=args.max_samples, checkpoint=str(args.checkpoint),
+                    data=args.data)
+  if jax.process_index() == 0:
+    print(format_summary(report))
+    print(f'report -> {pathlib.Path(args.out) / "report.json"}')
+  return 0
+
+
+def format_summary(report: dict) -> str:
+  """Two lines: the counts and the metrics (percentages, '-' where undefined)."""
+  c = report['counts']
+  head = (f'{report["protocol"]} protocol: {c["queries"]} queries over {c["samples"]} '
+          f'samples ({c["skipped_no_sentences"]} without sentences skipped, '
+          f'{c["no_mask_answers"]} answers without a mask)')
+  cells = [f'{k} {"-" if v is None else f"{100 * v:.2f}"}' for k, v in report['metrics'].items()]
+  return head + '\n' + '  '.join(cells)

@@ -1,0 +1,208 @@
+"""The evaluator end to end with a fake segmenter, and the `--data` spec parser."""
+
+import argparse
+import dataclasses
+import importlib
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from argenseg_jax import chat_template
+from argenseg_jax.evaluation import evaluator
+from data_pipelines import data_spec
+from data_pipelines.ref_sample import RefSample
+
+H, W = 4, 5
+
+
+def _mask(rows=slice(None), cols=slice(None)):
+  """bool [H, W], True on `[rows, cols]`."""
+  m = np.zeros((H, W), bool)
+  m[rows, cols] = True
+  return m
+
+
+@dataclasses.dataclass
+class FakeResult:
+  masks: list
+
+
+class FakeSegmenter:
+  """Answers each prompt with a given mask (None: an answer without a mask)."""
+
+  def __init__(self, answers: dict, size=(W, H)):
+    self.answers, self.size, self.calls = answers, size, []
+
+  def segment(self, images, prompts):
+    assert all(im.mode == 'RGB' and self.size in (None, im.size) for im in images)
+    self.calls.append(list(prompts))
+    masks = [self.answers.get(p) for p in prompts]
+    return [FakeResult([] if m is None else [m]) for m in masks]
+
+
+P = chat_template.referring_question
+GT0 = _mask(cols=slice(0, 2))                 # union of cols 0 and 1: 8 px
+GT3 = _mask(rows=slice(0, 2))                 # 10 px
+EMPTY = np.zeros((H, W), bool)
+
+
+@pytest.fixture
+def source(tmp_path):
+  """4 samples: two masks joined, no sentences, no target, an image given as a path."""
+  image = np.arange(H * W * 3, dtype=np.uint8).reshape(H, W, 3)
+  path = tmp_path / 'dog.png'
+  Image.fromarray(image).save(path)
+  return [
+      RefSample(image, ['the cat', 'left cat'], [_mask(cols=slice(0, 1)),
+                                                 _mask(cols=slice(1, 2))], 'a:1'),
+      RefSample(image, [], [GT0], 'a:2'),
+      RefSample(image, ['nothing'], [EMPTY], 'a:3'),
+      RefSample(str(path), ['dog'], [GT3], 'a:4'),
+  ]
+
+
+ANSWERS = {
+    P(['the cat', 'left cat']): _mask(cols=slice(1, 3)),   # I 4, U 12
+    P(['the cat']): GT0,                                   # I 8, U 8
+    P(['left cat']): None,                                 # I 0, U 8
+    P(['nothing']): None,                                  # I 0, U 0 -> IoU 1
+    P(['dog']): _mask(rows=slice(0, 1)),                   # I 5, U 10 -> IoU 1/2
+}
+
+
+def test_prompt_is_the_originals():
+  assert P(['dog', 'the brown one']) == (
+      '<image>\n Given the following instructions:  dog. the brown one.; please perform '
+      'referring segmentation on this image.')
+
+
+def test_object_protocol(source, tmp_path):
+  seg = FakeSegmenter(ANSWERS)
+  out = tmp_path / 'eval'
+  report = evaluator.evaluate(seg, source, batch_size=2, out_dir=out, num_overlays=2,
+                              progress=False, checkpoint='ckpt')
+  # 3 questions in batches of 2; the last is padded with its own query
+  assert seg.calls == [[P(['the cat', 'left cat']), P(['nothing'])], [P(['dog'])] * 2]
+  m = report['metrics']
+  assert m['cIoU'] == pytest.approx((4 + 0 + 5) / (12 + 0 + 10))
+  assert m['gIoU'] == pytest.approx((1 / 3 + 1 + 1 / 2) / 3)
+  assert m['precision@0.5'] == pytest.approx(1 / 3)          # IoU 1/2 is not > 0.5
+  assert m['box_acc@0.5'] == pytest.approx(1 / 3)           # box IoUs 1/3, 1, 1/2
+  assert m['N-acc'] == 1.0 and m['T-acc'] == 1.0
+  assert report['counts'] | {'processes': 1} == {
+      'samples': 4, 'skipped_no_sentences': 1, 'queries': 3, 'target': 2, 'no_target': 1,
+      'no_mask_answers': 1, 'processes': 1}
+  assert [(r['index'], r['sentence'], r['inter'], r['union']) for r in report['per_query']] == [
+      (0, -1, 4, 12), (2, -1, 0, 0), (3, -1, 5, 10)]
+  assert json.loads((out / 'report.json').read_text()) == report
+  assert sorted(p.name for p in out.iterdir()) == [
+      'overlay_00_sample0.png', 'overlay_01_sample2.png', 'report.json']
+  overlay = np.asarray(Image.open(out / 'overlay_00_sample0.png'))
+  assert overlay.shape == (H, 2 * W, 3)
+
+
+def test_sentence_protocol(source, tmp_path):
+  seg = FakeSegmenter(ANSWERS)
+  report = evaluator.evaluate(seg, source, batch_size=3, protocol='sentence',
+                              out_dir=tmp_path, num_overlays=0, progress=False)
+  assert [(r['index'], r['sentence'], r['iou']) for r in report['per_query']] == [
+      (0, 0, 1.0), (0, 1, 0.0), (2, 0, 1.0), (3, 0, 0.5)]
+  assert report['metrics']['cIoU'] == pytest.approx((8 + 0 + 0 + 5) / (8 + 8 + 0 + 10))
+  assert report['metrics']['gIoU'] == pytest.approx(2.5 / 4)
+  assert report['metrics']['T-acc'] == pytest.approx(2 / 3)
+  assert report['counts']['queries'] == 4 and report['counts']['no_mask_answers'] == 2
+  assert [len(c) for c in seg.calls] == [3, 3]
+
+
+def test_max_samples_and_bad_arguments(source, tmp_path):
+  report = evaluator.evaluate(FakeSegmenter(ANSWERS), source, batch_size=4, out_dir=tmp_path,
+                              max_samples=1, num_overlays=0, progress=False)
+  assert report['counts']['samples'] == 1 and report['counts']['queries'] == 1
+  with pytest.raises(ValueError, match='protocol'):
+    evaluator.evaluate(None, source, batch_size=1, protocol='word', out_dir=tmp_path)
+
+
+def test_mask_size_mismatch_names_the_sample(source, tmp_path):
+  source[0].masks.append(np.zeros((W, H), bool))
+  with pytest.raises(ValueError, match='a:1'):
+    evaluator.evaluate(FakeSegmenter(ANSWERS), source, batch_size=1, out_dir=tmp_path,
+                       progress=False)
+
+
+def test_shard_ranges_cover_evenly():
+  assert [evaluator.shard_range(10, p, 3) for p in range(3)] == [
+      range(0, 3), range(3, 6), range(6, 10)]
+  assert [len(evaluator.shard_range(2, p, 4)) for p in range(4)] == [0, 1, 0, 1]
+
+
+def test_progress_line():
+  bar = evaluator.Progress(10, stream=io.StringIO())
+  bar.done = 5
+  assert bar.line(10.0).endswith('5/10 samples 0.50/s ETA 0:00:10')
+
+
+def test_run_eval_with_a_synthetic_spec(tmp_path, monkeypatch, capsys):
+  from argenseg_jax import segmenter  # pylint: disable=import-outside-toplevel
+  monkeypatch.setattr(segmenter.Segmenter, 'load', lambda *a, **k: FakeSegmenter({}, size=None))
+  parser = argparse.ArgumentParser()
+  evaluator.add_arguments(parser)
+  args = parser.parse_args(['--checkpoint', 'ckpt', '--data', 'synthetic:seed=0,n=3',
+                            '--out', str(tmp_path), '--batch-size', '2'])
+  assert evaluator.run_eval(args) == 0
+  report = json.loads((tmp_path / 'report.json').read_text())
+  assert report['counts']['samples'] == 3 and report['data'] == 'synthetic:seed=0,n=3'
+  assert 'cIoU' in capsys.readouterr().out
+
+
+def test_spec_errors(tmp_path):
+  for bad in ('nope:x', 'val.jsonl'):
+    with pytest.raises(data_spec.DataSpecError, match='known kinds: custom:FILE.jsonl'):
+      data_spec.parse(bad)
+  with pytest.raises(FileNotFoundError, match=str(tmp_path / 'missing.jsonl')):
+    data_spec.parse(f'custom:{tmp_path}/missing.jsonl')
+  (tmp_path / 'val.json').write_text('[]')
+  with pytest.raises(data_spec.DataSpecError, match='FILE.json@IMAGE_ROOT'):
+    data_spec.parse(f'psalm:{tmp_path}/val.json')
+  with pytest.raises(FileNotFoundError, match='image root not found'):
+    data_spec.parse(f'psalm:{tmp_path}/val.json@{tmp_path}/images')
+  with pytest.raises(data_spec.DataSpecError, match='SPLIT_BY:SPLIT'):
+    data_spec.parse(f'refcoco:{tmp_path}@unc')
+  for bad in ('n=5', 'seed=1,n=five', 'seed=1,n=5,colour=3'):
+    with pytest.raises(data_spec.DataSpecError, match='synthetic spec'):
+      data_spec.parse(f'synthetic:{bad}')
+
+
+def test_spec_parses(tmp_path):
+  (tmp_path / 'a@b').mkdir()
+  (tmp_path / 'a@b' / 'val.json').write_text('[]')
+  spec = data_spec.parse(f'psalm:{tmp_path}/a@b/val.json@{tmp_path}')   # the last @ splits
+  assert spec.kwargs == {'path': tmp_path / 'a@b' / 'val.json', 'image_root': tmp_path}
+  assert data_spec.parse(f'refcoco:{tmp_path}@unc:val').kwargs == {
+      'root': tmp_path, 'split_by': 'unc', 'split': 'val'}
+  assert data_spec.parse('synthetic:seed=1,n=5,no_target_fraction=0.5').kwargs == {
+      'seed': 1, 'num_samples': 5, 'no_target_fraction': 0.5}
+  source = data_spec.open_source('synthetic:seed=0,n=2')
+  assert len(source) == 2 and isinstance(source[1], RefSample)
+
+
+def test_every_kind_names_an_existing_reader():
+  for kind in data_spec.KINDS.values():
+    assert callable(getattr(importlib.import_module(kind.module), kind.factory))
+
+
+def test_gather_sums_hosts(monkeypatch):
+  """Two hosts that saw the same rows: counters double, rows are concatenated."""
+  monkeypatch.setattr(evaluator.jax, 'process_count', lambda: 2)
+  monkeypatch.setattr(evaluator.multihost_utils, 'process_allgather',
+                      lambda x: np.stack([np.asarray(x)] * 2))
+  acc = evaluator.metrics.MetricAccumulator()
+  acc.add(evaluator.metrics.score(GT3, GT0))
+  rows = np.arange(2 * len(evaluator.ROW), dtype=np.float64).reshape(2, -1)
+  gather = evaluator._gather  # pylint: disable=protected-access
+  total, table, counts = gather(acc, rows, np.array([3, 1]))
+  assert total.samples == 2 and total.summary() == pytest.approx(acc.summary())
+  np.testing.assert_array_equal(table, np.concatenate([rows, rows]))
+  np.testing.assert_array_equal(counts, [6, 2])
