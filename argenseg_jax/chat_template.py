@@ -19,6 +19,20 @@ SYSTEM_PROMPT = ('你是书生·万象，英文名是InternVL，是由上海人�
                  '单位联合开发的多模态大语言模型。')
 IMAGE, MASK = '<image>', '<mask>'
 IGNORE = -100
+REFERRING_ANSWER = 'Sure, the segmentation result: <mask>.'
+
+
+def referring_question(sentences) -> str:
+  """The original's referring-segmentation prompt: every sentence describing the one
+  target, each followed by '.' (hence the double space after the colon)."""
+  return (f'{IMAGE}\n Given the following instructions: ' + ''.join(f' {s}.' for s in sentences)
+          + '; please perform referring segmentation on this image.')
+
+
+def referring_conversation(sentences) -> list[dict]:
+  """One human turn asking for the target, one gpt turn answering with one `<mask>`."""
+  return [{'from': 'human', 'value': referring_question(sentences)},
+          {'from': 'gpt', 'value': REFERRING_ANSWER}]
 
 
 def expand_image(text: str, num_tiles: int, tokens_per_tile: int = 256) -> str:
@@ -46,14 +60,16 @@ def check_length(n: int, max_length: int) -> None:
 
 
 def prompt_ids(tokenizer: AddedTokens, question: str, *, num_tiles: int = 1,
-               system: str = SYSTEM_PROMPT, max_length: int = 8192) -> list[int]:
+               tokens_per_tile: int = 256, system: str = SYSTEM_PROMPT,
+               max_length: int = 8192) -> list[int]:
   """Inference prompt ids (BOS first), ending with `<|im_start|>assistant\\n`. A
   question without `<image>` gets `<image>\\n` prepended, like InternVL's `chat`."""
   if not question.replace(IMAGE, '').strip():
     raise ValueError('the prompt is empty: ask a question, e.g. "Please segment the cat."')
   if IMAGE not in question:
     question = f'{IMAGE}\n{question}'
-  text = (_turn('system', system) + _turn('user', expand_image(question, num_tiles))
+  text = (_turn('system', system)
+          + _turn('user', expand_image(question, num_tiles, tokens_per_tile))
           + '<|im_start|>assistant\n')
   ids = tokenizer.encode(text, add_bos=True)
   check_length(len(ids), max_length)
@@ -68,8 +84,8 @@ class Example:
 
 
 def training_example(tokenizer: AddedTokens, conversation: list[dict], *, num_tiles: int = 1,
-                     system: str = SYSTEM_PROMPT, mask_tokens: int = 680,
-                     max_length: int = 8192) -> Example:
+                     tokens_per_tile: int = 256, system: str = SYSTEM_PROMPT,
+                     mask_tokens: int = 680, max_length: int = 8192) -> Example:
   """Ids and labels of a conversation `[{'from': 'human'|'gpt', 'value': ...}, ...]`
   (the first human turn holds `<image>`; gpt turns may hold `<mask>`). Each turn is
   tokenised on its own and concatenated after one BOS; too long -> ValueError."""
@@ -86,7 +102,7 @@ def training_example(tokenizer: AddedTokens, conversation: list[dict], *, num_ti
       raise ValueError(f"unknown turn role {turn['from']!r} (system, human or gpt).")
     text = turn['value']
     if IMAGE in text:
-      text = expand_image(text, num_tiles)
+      text = expand_image(text, num_tiles, tokens_per_tile)
     if role == 'assistant':
       num_masks += text.count(MASK)
       turn_ids = tokenizer.encode(_turn(role, expand_masks(text, mask_tokens)))

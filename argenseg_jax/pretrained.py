@@ -51,8 +51,8 @@ def _from_hf(path: pathlib.Path, vae, vqvae_config) -> tuple[ARGenSeg, ml_collec
   return argenseg_io.from_state_dict(weights, cfg), cfg
 
 
-TOKENIZER_FILES = ('tokenizer.model', 'added_tokens.json', 'tokenizer_config.json',
-                   'special_tokens_map.json')
+TOKENIZER_FILES = ('tokenizer.model', 'byte_tokenizer.json', 'added_tokens.json',
+                   'tokenizer_config.json', 'special_tokens_map.json')
 
 
 def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,

@@ -72,21 +72,21 @@ class ARGenSeg(InternVLChat):
     return jax.lax.stop_gradient(ids), jax.lax.stop_gradient(var_input)
 
   def train_inputs(self, ids: jax.Array, labels: jax.Array, pixels: jax.Array,
-                   image_flags: jax.Array, masks: jax.Array,
-                   mask_flags: jax.Array) -> tuple[jax.Array, jax.Array]:
+                   image_flags: jax.Array, masks: jax.Array, mask_flags: jax.Array,
+                   drop_path_rng: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """LLM input embeddings `[B, L, D]` and effective labels `[B, L]` for teacher forcing.
 
     ids / labels: `[B, L]` (labels -100 where ignored; a mask span is `<ge_start>`,
     `L_v - 1` x `<MASK_CONTEXT>`, `<ge_end>`, labelled `<MASK_CONTEXT>` from the first
     context slot through `<ge_end>`); pixels `[T, 448, 448, 3]` with `image_flags [T]`;
     masks `[n, 256, 256, 3]` in [-1, 1] with `mask_flags [n]` (flag-0 masks are
-    tokenised and then dropped, like the original).
+    tokenised and then dropped, like the original); `drop_path_rng` as `embed_inputs`.
     """
     tokens = self.tokens
     target_ids, var_input = self.mask_targets(masks)
     n, slots = target_ids.shape
     valid = mask_flags.astype(bool)
-    embeds = self.embed_inputs(ids, pixels, image_flags)
+    embeds = self.embed_inputs(ids, pixels, image_flags, drop_path_rng)
     mask_embeds = self.slot_embeddings(var_input).astype(embeds.dtype)
     embeds = replace_rows(embeds, ids == tokens.mask_context_token_id,
                           mask_embeds.reshape(n * (slots - 1), -1),
@@ -97,11 +97,13 @@ class ARGenSeg(InternVLChat):
 
   def train_forward(self, ids: jax.Array, labels: jax.Array, token_mask: jax.Array,
                     pixels: jax.Array, image_flags: jax.Array, masks: jax.Array,
-                    mask_flags: jax.Array) -> TrainOutput:
+                    mask_flags: jax.Array, drop_path_rng: jax.Array | None = None
+                    ) -> TrainOutput:
     """The original's training forward (one teacher-forced pass; see `train_inputs`):
     text and visual-token losses, each a mean over its own targets, full-vocabulary
     softmax. `token_mask [B, L]` is False on padding."""
-    embeds, labels = self.train_inputs(ids, labels, pixels, image_flags, masks, mask_flags)
+    embeds, labels = self.train_inputs(ids, labels, pixels, image_flags, masks, mask_flags,
+                                       drop_path_rng)
     b, length = ids.shape
     positions = jnp.maximum(jnp.cumsum(token_mask, axis=1) - 1, 0)
     hidden, _ = self(embeds, positions, token_mask,

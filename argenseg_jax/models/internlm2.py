@@ -118,6 +118,7 @@ class InternLM2(nnx.Module):
     check_config(cfg)
     self.max_positions = cfg.max_position_embeddings
     self.rope_scaling_factor = cfg.rope_scaling_factor
+    self.remat = cfg.get('remat', False)  # recompute each layer in the backward pass
     self.cache_dims = (cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim)
     init = nnx.initializers.normal(cfg.initializer_range)
     self.tok_embeddings = nnx.Embed(
@@ -155,8 +156,9 @@ class InternLM2(nnx.Module):
     key_mask = jax.lax.dynamic_update_slice_in_dim(cache.key_mask, token_mask, start, 1)
     bias = attention_bias(cache._replace(key_mask=key_mask), q_len)
     ks, vs = [], []
+    run = nnx.remat(DecoderLayer.__call__) if self.remat else DecoderLayer.__call__
     for i, layer in enumerate(self.layers):
-      x, k, v = layer(x, positions, bias, cache.k[i], cache.v[i], start)
+      x, k, v = run(layer, x, positions, bias, cache.k[i], cache.v[i], start)
       ks.append(k)
       vs.append(v)
     cache = KVCache(jnp.stack(ks), jnp.stack(vs), key_mask, start + q_len)

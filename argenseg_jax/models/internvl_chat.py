@@ -36,10 +36,12 @@ class InternVLChat(nnx.Module):
     self.language_model = InternLM2(cfg.llm, rngs)
 
   def embed_inputs(self, ids: jax.Array, pixels: jax.Array,
-                   image_flags: jax.Array | None = None) -> jax.Array:
+                   image_flags: jax.Array | None = None,
+                   drop_path_rng: jax.Array | None = None) -> jax.Array:
     """Token embeddings `[B, L, D]` with the `<IMG_CONTEXT>` rows replaced, in order, by
-    the image tokens of the tiles `pixels: [T, 448, 448, 3]` (flag 0 tiles dropped)."""
-    image_tokens = self.vision.embed_image(pixels)  # [T, 256, D]
+    the image tokens of the tiles `pixels: [T, 448, 448, 3]` (flag 0 tiles dropped).
+    `drop_path_rng` turns on the ViT's stochastic depth (training)."""
+    image_tokens = self.vision.features(pixels, drop_path_rng).embeds  # [T, 256, D]
     t, n, d = image_tokens.shape
     valid = None if image_flags is None else jnp.repeat(image_flags.astype(bool), n)
     return replace_rows(self.language_model.embed(ids), ids == self.img_context_token_id,

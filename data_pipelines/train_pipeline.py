@@ -1,0 +1,171 @@
+"""The grain training chain: `RefSample`s -> padded, bucketed batches of model inputs.
+
+  source -> seeded shuffle (new order every epoch) -> repeat -> shard by process
+  -> encode (image tile, masks -> VQ-VAE inputs, template, `<mask>` expansion, labels)
+  -> drop too-long examples (counted, logged with their origin) -> batch with padding to
+  the smallest length bucket that fits -> optional multi-process prefetch.
+
+A batch (numpy, per process) holds, for `B` examples with at most `M` masks each:
+  ids, labels `[B, L]` int32 (padding: `pad_id` / -100), token_mask `[B, L]` bool,
+  pixels `[B, S, S, 3]` float32 (one ImageNet-normalised tile per example, like the
+  original's `max_dynamic_patch 1`), image_flags `[B]`, masks `[B * M, R, R, 3]` float32 in
+  [-1, 1] (example-major; unused slots hold a white dummy), mask_flags `[B * M]`.
+"""
+
+import dataclasses
+import functools
+import logging
+
+import grain
+import numpy as np
+
+from argenseg_jax import chat_template, image_io
+from argenseg_jax.tokenizer import AddedTokens
+from data_pipelines.image_transforms import normalize_tile
+from data_pipelines.mask_transforms import mask_to_vae_input
+from data_pipelines.ref_sample import RefSample
+
+BATCH_KEYS = ('ids', 'labels', 'token_mask', 'pixels', 'image_flags', 'masks', 'mask_flags')
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleSpec:
+  """What one encoded example looks like; built from a model config by `spec_for`."""
+  image_size: int                 # ViT tile side S
+  image_tokens: int               # `<IMG_CONTEXT>` tokens per tile
+  mask_resolution: int            # VQ-VAE input side R
+  mask_tokens: int                # visual tokens per mask (680 at 256 px)
+  max_masks: int = 1              # mask slots per example (M)
+  length_buckets: tuple[int, ...] = (1024, 2048, 4096, 8192)
+  pad_id: int = 0
+  system_prompt: str = chat_template.SYSTEM_PROMPT
+  max_consecutive_skips: int = 1000  # then the data cannot fit: stop with an error
+
+  @property
+  def max_length(self) -> int:
+    return self.length_buckets[-1]
+
+
+def spec_for(model_cfg, **overrides) -> ExampleSpec:
+  """The `ExampleSpec` of an ARGenSeg config (`configs/argenseg.py` structure): tile
+  size, image tokens, mask schedule and system prompt come from the model."""
+  from argenseg_jax.models.var_vqvae import num_tokens  # pylint: disable=import-outside-toplevel
+  vision = model_cfg.image.vision
+  grid = vision.image_size // vision.patch_size
+  image_tokens = int(round(grid * model_cfg.image.downsample_ratio)) ** 2
+  return ExampleSpec(image_size=vision.image_size, image_tokens=image_tokens,
+                     mask_resolution=model_cfg.vqvae.resolution,
+                     mask_tokens=num_tokens(model_cfg.vqvae.patch_nums),
+                     **{'system_prompt': system_prompt(model_cfg), **overrides})
+
+
+def system_prompt(model_cfg) -> str:
+  """The system turn the model was trained with (InternVL's unless the config says)."""
+  return model_cfg.get('system_prompt', chat_template.SYSTEM_PROMPT)
+
+
+class EncodeExample(grain.transforms.Map):
+  """`RefSample` -> dict of numpy arrays (one example), or None when it is too long."""
+
+  def __init__(self, tokenizer: AddedTokens, spec: ExampleSpec):
+    self.tokenizer = tokenizer
+    self.spec = spec
+    self.skipped = 0  # per worker process
+    self.consecutive_skips = 0
+
+  def _skip(self, sample: RefSample, error: ValueError) -> None:
+    self.skipped += 1
+    self.consecutive_skips += 1
+    if self.consecutive_skips >= self.spec.max_consecutive_skips:
+      raise ValueError(f'{self.consecutive_skips} samples in a row are longer than the largest '
+                       f'length bucket {self.spec.max_length} (last: {sample.origin}: {error}); '
+                       'raise the length buckets.')
+    logging.warning('skipping %s (%d skipped so far by this reader): %s', sample.origin,
+                    self.skipped, error)
+
+  def map(self, sample: RefSample) -> dict | None:
+    spec = self.spec
+    conversation = sample.conversation or chat_template.referring_conversation(sample.sentences)
+    wanted = sum(turn['value'].count(chat_template.MASK) for turn in conversation)
+    if wanted != len(sample.masks):
+      raise ValueError(f'{sample.origin}: the answer holds {wanted} <mask> but the sample '
+                       f'has {len(sample.masks)} masks.')
+    if wanted > spec.max_masks:
+      raise ValueError(f'{sample.origin}: {wanted} masks, more than max_masks='
+                       f'{spec.max_masks}; raise it in the data config.')
+    try:
+      example = chat_template.training_example(
+          self.tokenizer, conversation, tokens_per_tile=spec.image_tokens,
+          system=spec.system_prompt, mask_tokens=spec.mask_tokens, max_length=spec.max_length)
+    except ValueError as e:
+      if 'over the limit' not in str(e):
+        raise ValueError(f'{sample.origin}: {e}') from e
+      return self._skip(sample, e)
+    self.consecutive_skips = 0
+    image = image_io.as_rgb(sample.image)
+    masks = np.ones((spec.max_masks, spec.mask_resolution, spec.mask_resolution, 3), np.float32)
+    for k, mask in enumerate(sample.masks):
+      masks[k] = mask_to_vae_input(np.asarray(mask, np.uint8) * np.uint8(255),
+                                   spec.mask_resolution)
+    flags = (np.arange(spec.max_masks) < len(sample.masks)).astype(np.int32)
+    return dict(ids=example.ids, labels=example.labels,
+                pixels=normalize_tile(image, spec.image_size), masks=masks, mask_flags=flags)
+
+
+def _is_example(example) -> bool:
+  return example is not None
+
+
+def bucket_length(length: int, buckets) -> int:
+  """The smallest bucket holding `length` tokens."""
+  for b in buckets:
+    if length <= b:
+      return b
+  raise ValueError(f'{length} tokens exceed the largest length bucket {buckets[-1]}.')
+
+
+def pad_batch(examples, spec: ExampleSpec, buckets=None) -> dict[str, np.ndarray]:
+  """Stacks encoded examples, padding the text to the smallest fitting bucket."""
+  length = bucket_length(max(len(e['ids']) for e in examples), buckets or spec.length_buckets)
+  b = len(examples)
+  ids = np.full((b, length), spec.pad_id, np.int32)
+  labels = np.full((b, length), chat_template.IGNORE, np.int32)
+  token_mask = np.zeros((b, length), bool)
+  for i, e in enumerate(examples):
+    n = len(e['ids'])
+    ids[i, :n], labels[i, :n], token_mask[i, :n] = e['ids'], e['labels'], True
+  return dict(ids=ids, labels=labels, token_mask=token_mask,
+              pixels=np.stack([e['pixels'] for e in examples]),
+              image_flags=np.ones((b,), np.int32),
+              masks=np.concatenate([e['masks'] for e in examples]),
+              mask_flags=np.concatenate([e['mask_flags'] for e in examples]))
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+  batch_size: int                 # per process
+  seed: int = 0
+  num_epochs: int | None = None   # None: repeat forever
+  worker_count: int = 0           # grain worker processes (0: in the main process)
+  process_index: int = 0
+  process_count: int = 1
+
+
+def make_dataset(source, tokenizer: AddedTokens, spec: ExampleSpec,
+                 cfg: PipelineConfig) -> grain.IterDataset:
+  """The training chain over a random-access `source` of `RefSample`s.
+
+  Several processes all pad to the largest bucket (their batches form one global array,
+  so every process must pick the same length)."""
+  if len(source) == 0:
+    raise ValueError(f'the training source {source!r} holds no samples.')
+  ds = grain.MapDataset.source(source).shuffle(seed=cfg.seed).repeat(cfg.num_epochs)
+  ds = ds[cfg.process_index::cfg.process_count]
+  buckets = spec.length_buckets if cfg.process_count == 1 else spec.length_buckets[-1:]
+  ds = (ds.to_iter_dataset().map(EncodeExample(tokenizer, spec))
+        .filter(_is_example)
+        .batch(cfg.batch_size, drop_remainder=True,
+               batch_fn=functools.partial(pad_batch, spec=spec, buckets=buckets)))
+  if cfg.worker_count:
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.worker_count))
+  return ds
