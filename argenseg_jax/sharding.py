@@ -1,11 +1,22 @@
-"""Logical-axis sharding: parameter axis names -> mesh axes ('data', 'fsdp', 'tensor').
+"""Logical-axis sharding: axis names -> mesh axes ('data', 'fsdp', 'tensor').
 
 Every parameter carries logical axis names (`embed`, `mlp`, `heads`, `vocab`,
-`conv_in`, `conv_out`, ...). `param_shardings` maps them through a rule table onto a
+`conv_in`, `conv_out`, ...). `param_shardings` maps them through `PARAM_RULES` onto a
 mesh; an axis whose size does not divide evenly, or whose mesh axis is already used by
 another dimension of the same array, stays replicated.
+
+fsdp fallback (big_vision's `fsdp` rule): a parameter that the rules leave without the
+'fsdp' axis (unannotated, or its annotated dimensions do not divide) and that is larger
+than `FSDP_FALLBACK_MIN_BYTES` as built gets 'fsdp' on its largest still-replicated
+dimension divisible by the fsdp size. Smaller arrays stay as the rules put them:
+sharding a few kilobytes costs more in collectives than it saves.
+
+Activations use their own table, `ACT_RULES` (MaxText's: batch over data and fsdp,
+the residual stream's embedding, heads and mlp over tensor, length unsharded), applied
+by `constrain`, which is a no-op unless a mesh is set with `jax.set_mesh`.
 """
 
+import math
 from collections.abc import Sequence
 
 import jax
@@ -15,12 +26,23 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
+Rule = str | tuple[str, ...] | None
+
 # logical parameter axis -> mesh axis (None: replicated)
-PARAM_RULES: dict[str, str | None] = {
+PARAM_RULES: dict[str, Rule] = {
     'embed': 'fsdp', 'mlp': 'tensor', 'heads': 'tensor', 'kv_heads': 'tensor',
     'vocab': 'tensor', 'conv_in': 'fsdp', 'conv_out': 'tensor', 'head_dim': None,
     'layers': None,
 }
+
+# logical activation axis -> mesh axes; a tuple shards one dimension over several axes
+ACT_RULES: dict[str, Rule] = {
+    'act_batch': ('data', 'fsdp'), 'act_len': None, 'act_embed': 'tensor',
+    'act_heads': 'tensor', 'act_kv_heads': 'tensor', 'act_head_dim': None,
+    'act_mlp': 'tensor', 'act_vocab': 'tensor',
+}
+
+FSDP_FALLBACK_MIN_BYTES = 4 * 2 ** 20
 
 
 def make_mesh(data: int = 1, fsdp: int = 1, tensor: int = 1,
@@ -34,25 +56,94 @@ def make_mesh(data: int = 1, fsdp: int = 1, tensor: int = 1,
               axis_types=(jax.sharding.AxisType.Auto,) * 3)
 
 
-def mesh_spec(logical: Sequence[str | None], shape: Sequence[int], mesh: Mesh,
-              rules: dict[str, str | None] = PARAM_RULES) -> PartitionSpec:
-  """The mesh PartitionSpec of one array from its logical axis names."""
+def abstract_mesh(data: int = 1, fsdp: int = 1, tensor: int = 1) -> jax.sharding.AbstractMesh:
+  """The same mesh without devices, any size (planning a pod from a laptop)."""
+  return jax.sharding.AbstractMesh((data, fsdp, tensor), MESH_AXES,
+                                   axis_types=(jax.sharding.AxisType.Auto,) * 3)
+
+
+def parse_mesh(text: str) -> dict[str, int]:
+  """`'data=1,fsdp=4,tensor=2'` -> `{'data': 1, 'fsdp': 4, 'tensor': 2}` (missing: 1)."""
+  sizes = dict.fromkeys(MESH_AXES, 1)
+  for item in filter(None, text.split(',')):
+    name, sep, value = item.partition('=')
+    if not sep or name not in sizes or not value.isdigit() or int(value) < 1:
+      raise ValueError(f'mesh item {item!r}: expected AXIS=SIZE with AXIS one of '
+                       f'{", ".join(MESH_AXES)} and SIZE >= 1, e.g. data=1,fsdp=4,tensor=2.')
+    sizes[name] = int(value)
+  return sizes
+
+
+def spec_axes(rule: Rule) -> tuple[str, ...]:
+  """The mesh axes of a rule or of one PartitionSpec entry."""
+  return () if rule is None else (rule,) if isinstance(rule, str) else tuple(rule)
+
+
+def _used(spec: Sequence) -> set[str]:
+  return {a for entry in spec for a in spec_axes(entry)}
+
+
+def mesh_spec(logical: Sequence[str | None], shape: Sequence[int], mesh,
+              rules: dict[str, Rule] = PARAM_RULES) -> PartitionSpec:
+  """The mesh PartitionSpec of one array from its logical axis names (`mesh` may be a
+  `Mesh` or an `AbstractMesh`). A tuple rule keeps its longest prefix of mesh axes that
+  are unused and whose size product divides the dimension; missing names replicate."""
   used, out = set(), []
-  for name, dim in zip(logical, shape):
-    axis = rules.get(name) if name is not None else None
-    if axis is None or axis in used or dim % mesh.shape[axis]:
-      out.append(None)
-    else:
-      used.add(axis)
-      out.append(axis)
+  for i, dim in enumerate(shape):
+    name = logical[i] if i < len(logical) else None
+    axes, size = [], 1
+    for axis in spec_axes(rules.get(name)) if name is not None else ():
+      if axis in used or axis not in mesh.shape or dim % (size * mesh.shape[axis]):
+        break
+      axes.append(axis)
+      size *= mesh.shape[axis]
+    used.update(axes)
+    out.append(None if not axes else axes[0] if len(axes) == 1 else tuple(axes))
   return PartitionSpec(*out)
 
 
-def param_shardings(model: nnx.Module, mesh: Mesh,
-                    rules: dict[str, str | None] = PARAM_RULES):
-  """`NamedSharding` for every leaf of `nnx.state(model)` (same tree structure)."""
+def fsdp_fallback(spec: PartitionSpec, shape: Sequence[int], nbytes: int, mesh,
+                  min_bytes: int = FSDP_FALLBACK_MIN_BYTES) -> PartitionSpec:
+  """`spec` with 'fsdp' put on the largest free dimension divisible by the fsdp size
+  when `spec` lacks 'fsdp' and the array has more than `min_bytes` (else unchanged)."""
+  n = mesh.shape.get('fsdp', 1)
+  entries = list(spec) + [None] * (len(shape) - len(spec))
+  if n == 1 or nbytes <= min_bytes or 'fsdp' in _used(entries):
+    return spec
+  free = [i for i, (e, d) in enumerate(zip(entries, shape)) if e is None and d % n == 0]
+  if not free:
+    return spec
+  entries[max(free, key=lambda i: shape[i])] = 'fsdp'
+  return PartitionSpec(*entries)
+
+
+def param_specs(model: nnx.Module, mesh, rules: dict[str, Rule] = PARAM_RULES,
+                min_bytes: int = FSDP_FALLBACK_MIN_BYTES):
+  """Mesh `PartitionSpec` of every leaf of `nnx.state(model)` (same tree structure;
+  `model` may also be an `nnx.State`): the rules, then the fsdp fallback."""
   state = nnx.state(model)
   logical = nnx.get_partition_spec(state)
-  return jax.tree.map(
-      lambda spec, leaf: NamedSharding(mesh, mesh_spec(tuple(spec), leaf.shape, mesh, rules)),
-      logical, state, is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+  def spec(names, leaf):
+    return fsdp_fallback(mesh_spec(tuple(names), leaf.shape, mesh, rules), leaf.shape,
+                         math.prod(leaf.shape) * leaf.dtype.itemsize, mesh, min_bytes)
+  return jax.tree.map(spec, logical, state, is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+
+def param_shardings(model: nnx.Module, mesh, rules: dict[str, Rule] = PARAM_RULES,
+                    min_bytes: int = FSDP_FALLBACK_MIN_BYTES):
+  """`NamedSharding` for every leaf of `nnx.state(model)` (same tree structure)."""
+  return jax.tree.map(lambda s: NamedSharding(mesh, s),
+                      param_specs(model, mesh, rules, min_bytes),
+                      is_leaf=lambda x: isinstance(x, PartitionSpec))
+
+
+def constrain(x: jax.Array, logical: Sequence[str | None],
+              rules: dict[str, Rule] = ACT_RULES) -> jax.Array:
+  """`with_sharding_constraint` of activation `x` by logical names, e.g.
+  `constrain(h, ('act_batch', 'act_len', 'act_embed'))` on `[B, L, D]`; `x` unchanged
+  when no mesh is set (`jax.set_mesh`), so single-device code runs as before."""
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty:
+    return x
+  return jax.lax.with_sharding_constraint(x, mesh_spec(logical, x.shape, mesh, rules))

@@ -1,6 +1,7 @@
 """Models run sharded over a ('data', 'fsdp', 'tensor') mesh of 8 fake CPU devices."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -36,3 +37,56 @@ def test_vqvae_encode_sharded_matches_single_device(small_model):
   single = jax.jit(lambda s, x: nnx.merge(graphdef, s).img_to_idxBl(x))(state, x)
   for a, b in zip(sharded, single):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_parse_and_abstract_mesh():
+  assert sharding.parse_mesh('fsdp=4,tensor=2') == {'data': 1, 'fsdp': 4, 'tensor': 2}
+  with pytest.raises(ValueError, match='AXIS=SIZE'):
+    sharding.parse_mesh('model=2')
+  mesh = sharding.abstract_mesh(data=2, fsdp=64, tensor=4)  # more than the 8 local devices
+  assert mesh.size == 512
+  assert sharding.mesh_spec(('embed', 'mlp'), (4096, 14336), mesh) == PartitionSpec('fsdp', 'tensor')
+
+
+def test_fsdp_fallback_shards_large_unruled_arrays():
+  mesh = sharding.abstract_mesh(fsdp=4, tensor=2)
+  big = 8 * 2 ** 20
+  # unannotated: the largest dimension divisible by 4 (1026 is not)
+  assert sharding.fsdp_fallback(PartitionSpec(), (3, 1026, 160, 640), big, mesh) == \
+      PartitionSpec(None, None, None, 'fsdp')
+  # ruled on tensor only (e.g. a codebook): fsdp goes on the free dimension
+  assert sharding.fsdp_fallback(PartitionSpec('tensor', None), (4096, 32), big, mesh) == \
+      PartitionSpec('tensor', 'fsdp')
+  # below the threshold, already on fsdp, or nothing divisible: unchanged
+  assert sharding.fsdp_fallback(PartitionSpec(), (64, 64), 16384, mesh) == PartitionSpec()
+  assert sharding.fsdp_fallback(PartitionSpec('fsdp', None), (64, 64), big, mesh) == \
+      PartitionSpec('fsdp', None)
+  assert sharding.fsdp_fallback(PartitionSpec(), (3, 5, 7), big, mesh) == PartitionSpec()
+
+
+def test_param_specs_apply_the_fallback_to_unannotated_params():
+  class Model(nnx.Module):
+    def __init__(self, rngs):
+      self.free = nnx.Param(jax.random.normal(rngs.params(), (2, 1024, 1536)))
+      self.small = nnx.Param(jax.random.normal(rngs.params(), (8, 8)))
+  model = nnx.eval_shape(lambda: Model(nnx.Rngs(0)))
+  specs = nnx.to_pure_dict(sharding.param_specs(model, sharding.abstract_mesh(fsdp=4, tensor=2)))
+  assert specs == {'free': PartitionSpec(None, None, 'fsdp'), 'small': PartitionSpec(None, None)}
+
+
+def test_activation_rules_and_constrain():
+  mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
+  names = ('act_batch', 'act_len', 'act_embed')
+  assert sharding.mesh_spec(names, (4, 8, 6), mesh, sharding.ACT_RULES) == \
+      PartitionSpec(('data', 'fsdp'), None, 'tensor')
+  # a batch that only splits over 'data' keeps that prefix; an odd one stays whole
+  assert sharding.mesh_spec(names, (2, 8, 6), mesh, sharding.ACT_RULES)[0] == 'data'
+  assert sharding.mesh_spec(names, (3, 8, 6), mesh, sharding.ACT_RULES)[0] is None
+  x = jnp.arange(4 * 8 * 6, dtype=jnp.float32).reshape(4, 8, 6)
+  assert sharding.constrain(x, names) is x  # no mesh set: a no-op
+  f = jax.jit(lambda x: sharding.constrain(2 * x, names))
+  with jax.set_mesh(mesh):
+    y = f(x)
+  assert y.sharding.spec == PartitionSpec(('data', 'fsdp'), None, 'tensor')
+  np.testing.assert_array_equal(np.asarray(y), 2 * np.asarray(x))
+  assert len(f(x).sharding.device_set) == 1  # outside the mesh again: unconstrained
