@@ -12,6 +12,7 @@ from PIL import Image
 
 from argenseg_jax import chat_template
 from argenseg_jax.evaluation import evaluator
+from argenseg_jax.progress import Progress
 from data_pipelines import data_spec
 from data_pipelines.ref_sample import RefSample
 
@@ -139,7 +140,7 @@ def test_shard_ranges_cover_evenly():
 
 
 def test_progress_line():
-  bar = evaluator.Progress(10, stream=io.StringIO())
+  bar = Progress(10, stream=io.StringIO())
   bar.done = 5
   assert bar.line(10.0).endswith('5/10 samples 0.50/s ETA 0:00:10')
 

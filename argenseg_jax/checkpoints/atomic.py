@@ -5,6 +5,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+from collections.abc import Callable
 
 
 @contextlib.contextmanager
@@ -26,3 +27,11 @@ def atomic_directory(out_dir):
       shutil.rmtree(old, ignore_errors=True)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_atomic(path, write: Callable[[pathlib.Path], object]) -> None:
+  """`write(tmp)` then renames `tmp` to `path`: readers see the old file or the new one."""
+  path = pathlib.Path(path)
+  tmp = path.with_name(f'.tmp-{path.name}')
+  write(tmp)
+  os.replace(tmp, path)

@@ -18,11 +18,9 @@ all-gathered and process 0 writes `report.json` and the overlays.
 import dataclasses
 import datetime
 import json
-import os
 import pathlib
-import sys
 import time
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import jax
 import numpy as np
@@ -30,7 +28,9 @@ from jax.experimental import multihost_utils
 from PIL import Image
 
 from argenseg_jax import chat_template, image_io
+from argenseg_jax.checkpoints import atomic
 from argenseg_jax.evaluation import metrics
+from argenseg_jax.progress import Progress
 from data_pipelines import data_spec
 from data_pipelines.ref_sample import RefSample
 
@@ -105,37 +105,6 @@ def predict(segmenter, batch: list[Query], batch_size: int) -> list[np.ndarray |
   return [r.masks[0] if r.masks else None for r in results[:len(batch)]]
 
 
-class Progress:
-  """A one-line stderr progress bar with rate and ETA, redrawn at most every 0.5 s."""
-
-  def __init__(self, total: int, enabled: bool = True, unit: str = 'samples', stream=None):
-    self.total, self.enabled, self.unit = total, enabled, unit
-    self.stream = stream or sys.stderr
-    self.done, self.start, self.last, self.width = 0, time.perf_counter(), 0.0, 0
-
-  def update(self, n: int) -> None:
-    self.done += n
-    now = time.perf_counter()
-    if self.enabled and (now - self.last >= 0.5 or self.done >= self.total):
-      self.last = now
-      line = self.line(now - self.start)
-      self.stream.write('\r' + line.ljust(self.width))
-      self.stream.flush()
-      self.width = len(line)
-
-  def line(self, elapsed: float) -> str:
-    rate = self.done / elapsed if elapsed > 0 else 0.0
-    eta = (self.total - self.done) / rate if rate > 0 else float('nan')
-    filled = int(30 * self.done / max(self.total, 1))
-    eta_text = '?' if eta != eta else str(datetime.timedelta(seconds=int(eta)))
-    return (f'[{"#" * filled}{"." * (30 - filled)}] {self.done}/{self.total} {self.unit} '
-            f'{rate:.2f}/s ETA {eta_text}')
-
-  def close(self) -> None:
-    if self.enabled:
-      self.stream.write('\n')
-
-
 def _gather(acc: metrics.MetricAccumulator, rows: np.ndarray, counts: np.ndarray):
   """Sums counters and concatenates `[n, len(ROW)]` rows over processes."""
   if jax.process_count() == 1:
@@ -149,17 +118,11 @@ def _gather(acc: metrics.MetricAccumulator, rows: np.ndarray, counts: np.ndarray
   return acc, rows, multihost_utils.process_allgather(counts).sum(0)
 
 
-def _write_atomic(path: pathlib.Path, write: Callable[[pathlib.Path], object]) -> None:
-  tmp = path.with_name(f'.tmp-{path.name}')
-  write(tmp)
-  os.replace(tmp, path)
-
-
 def save_overlay(path: pathlib.Path, q: Query, pred: np.ndarray) -> None:
   """`[GT in green | prediction in red]` side by side, uint8 `[H, 2W, 3]`."""
   both = np.concatenate([image_io.overlay(q.image, q.gt, color=(40, 220, 40)),
                          image_io.overlay(q.image, pred)], axis=1)
-  _write_atomic(path, lambda tmp: image_io.write_png(tmp, both))
+  atomic.write_atomic(path, lambda tmp: image_io.write_png(tmp, both))
 
 
 def _row(q: Query, s: metrics.SampleScore, no_mask: bool) -> list[float]:
@@ -233,7 +196,7 @@ def evaluate(segmenter, source: Sequence[RefSample], *, batch_size: int,
   }
   if pid == 0:
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_dir / 'report.json',
+    atomic.write_atomic(out_dir / 'report.json',
                   lambda tmp: tmp.write_text(json.dumps(report, indent=1) + '\n'))
   return report
 
