@@ -4,6 +4,9 @@
   argenseg convert vae     VAR vae_ch160v4096z32.pth -> our checkpoint directory
   argenseg convert model   ARGenSeg-8B (Hugging Face-style directory) -> our checkpoint
   argenseg segment         segment an image from a referring expression
+  argenseg train           train or fine-tune (resumes when rerun)
+  argenseg eval            cIoU / gIoU / precision@k / N-acc of a checkpoint on a dataset
+  argenseg plan            per-device memory and FLOPs of a mesh, from shapes alone
   argenseg parity          compare with reference outputs of the original code
 """
 
@@ -110,6 +113,16 @@ def _parity(args) -> int:
   return parity_main([args.fixture_dir] + (['--only', args.only] if args.only else []))
 
 
+def _train(args) -> int:
+  from argenseg_jax import config_args  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.training import trainer  # pylint: disable=import-outside-toplevel
+  config = config_args.apply_overrides(config_args.load_config(args.config), args.overrides)
+  metrics = trainer.train(config, args.workdir)
+  if metrics:
+    print(f'step {config.num_steps}: loss {metrics["loss"]:.4f}; workdir {args.workdir}')
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog='argenseg', description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,6 +168,27 @@ def build_parser() -> argparse.ArgumentParser:
   sg.add_argument('--max-new-tokens', type=int, default=64)
   sg.set_defaults(func=_segment)
 
+  tr = sub.add_parser('train', help='train or fine-tune; rerun the same command to resume',
+                      description='Train with a config of configs/ (e.g. configs/train_tiny.py'
+                      ', configs/train_argenseg8b.py). Fields can be overridden with '
+                      '--config.FIELD=VALUE (e.g. --config.data.spec=custom:train.jsonl).')
+  tr.add_argument('--config', required=True, help='configs/NAME.py[:ARGS] or NAME[:ARGS]')
+  tr.add_argument('--workdir', required=True, help='checkpoints, metrics, TensorBoard, export')
+  tr.set_defaults(func=_train)
+
+  from argenseg_jax import plan  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.evaluation import evaluator  # pylint: disable=import-outside-toplevel
+  ev = sub.add_parser('eval', help='evaluate a checkpoint on a referring dataset',
+                      description=evaluator.__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+  evaluator.add_arguments(ev)
+  ev.set_defaults(func=evaluator.run_eval)
+
+  pl = sub.add_parser('plan', help='memory / FLOPs plan of a mesh (nothing allocated)',
+                      description=plan.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  plan.add_arguments(pl)
+  pl.set_defaults(func=plan.run)
+
   pa = sub.add_parser('parity', help='check our model against a golden fixture')
   pa.add_argument('fixture_dir')
   pa.add_argument('--only', help='comma-separated output-name prefixes')
@@ -164,7 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
   flags.FLAGS.mark_as_parsed()
-  args = build_parser().parse_args(argv)
+  args, rest = build_parser().parse_known_args(argv)
+  args.overrides = [a.removeprefix('--config.') for a in rest if a.startswith('--config.')]
+  unknown = [a for a in rest if not a.startswith('--config.') or args.command != 'train']
+  if unknown:
+    build_parser().error(f'unrecognized arguments: {" ".join(unknown)}')
   try:
     return args.func(args)
   except (FileNotFoundError, ValueError, ImportError) as e:

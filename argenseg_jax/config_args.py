@@ -63,3 +63,20 @@ def from_json(data: dict) -> ml_collections.ConfigDict:
       return {k: fix(x) for k, x in v.items()}
     return tuple(fix(x) for x in v) if isinstance(v, list) else v
   return ml_collections.ConfigDict(fix(data))
+
+
+def apply_overrides(config: ml_collections.ConfigDict, items) -> ml_collections.ConfigDict:
+  """`--config.a.b=value` style overrides (`items` like `'a.b=value'`), each cast to the
+  type of the value it replaces; unknown fields are refused."""
+  for item in items:
+    path, sep, text = item.partition('=')
+    if not sep:
+      raise ValueError(f'override {item!r} must look like --config.field=value.')
+    *parents, key = path.split('.')
+    node = config
+    for name in parents:
+      node = node.get(name) if isinstance(node, ml_collections.ConfigDict) else None
+    if not isinstance(node, ml_collections.ConfigDict) or key not in node:
+      raise ValueError(f'--config.{path}: no such config field.')
+    node[key] = _cast(path, text, node[key])
+  return config

@@ -1,0 +1,27 @@
+"""Defaults of every training config (`configs/train_*.py` override what differs).
+
+  model            config spec of the model trained from scratch (byte-level variants)
+  init_from        or: our / Hugging Face-style checkpoint directory to fine-tune
+  data.spec        the `--data` syntax of `data_pipelines/data_spec.py`
+  batch_size       global examples per optimizer step (split over processes), made of
+                   `accum_steps` micro batches
+  frozen           parameter paths left out of the optimizer (spec §5.5)
+  mesh             data/fsdp/tensor sizes; data=-1 takes the remaining devices
+"""
+
+import ml_collections
+
+
+def base_config() -> ml_collections.ConfigDict:
+  return ml_collections.ConfigDict(dict(
+      model='argenseg:variant=tiny', init_from='',
+      data=dict(spec='synthetic:seed=0,n=4096', length_buckets=(1024, 2048, 4096, 8192),
+                max_masks=1, workers=0),
+      batch_size=8, accum_steps=1, num_steps=100, seed=0,
+      optimizer=dict(lr=4e-5, warmup_ratio=0.03, b1=0.9, b2=0.999, eps=1e-8,
+                     weight_decay=0.05, grad_clip=1.0),
+      compute_dtype='bfloat16', remat=True,
+      frozen=('vision_model', 'image_tokenizer'),
+      mesh=dict(data=-1, fsdp=1, tensor=1), distributed=False,
+      checkpoint=dict(every=200, keep=1, async_save=True),
+      log_every=10, export=True))

@@ -1,0 +1,85 @@
+"""`TrainState` and its layout: which parameters train, and where every array lives.
+
+The model is split once into `graphdef`, the trainable parameters (f32 master copy) and
+everything else (`frozen`: the ViT backbone and the VQ-VAE by default, plus non-parameter
+variables). Only the trainable part has optimizer state. Shardings come from the logical
+axis names of every variable (`argenseg_jax.sharding`), computed on the abstract model,
+so nothing is allocated before `jax.jit(init, out_shardings=...)` places it.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from argenseg_jax import sharding
+from argenseg_jax.checkpoints import params as params_lib
+
+FROZEN_PARTS = ('vision_model', 'image_tokenizer')  # as the original trains (spec §5.5)
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array          # [] int32, optimizer steps done
+  params: nnx.State        # trainable parameters
+  frozen: nnx.State        # the rest of the model's variables
+  opt_state: optax.OptState
+
+
+class Layout(NamedTuple):
+  graphdef: nnx.GraphDef
+  abstract: TrainState     # ShapeDtypeStructs carrying their shardings
+  shardings: TrainState    # NamedSharding per leaf
+
+
+def trainable(frozen_parts: Sequence[str]) -> nnx.filterlib.Filter:
+  """Parameters whose path contains none of `frozen_parts`."""
+  return nnx.All(nnx.Param, *[nnx.Not(nnx.PathContains(p)) for p in frozen_parts])
+
+
+def split(model: nnx.Module, frozen_parts: Sequence[str]):
+  """`(graphdef, trainable params, frozen rest)`."""
+  return nnx.split(model, trainable(frozen_parts), ...)
+
+
+def layout(ctor: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransformation,
+           mesh: Mesh, frozen_parts: Sequence[str] = FROZEN_PARTS) -> Layout:
+  """The state's structure, shapes and shardings, from `jax.eval_shape` alone."""
+  graphdef, params, frozen = split(params_lib.abstract(ctor), frozen_parts)
+  replicated = NamedSharding(mesh, PartitionSpec())
+  param_sh = sharding.param_shardings(params, mesh)
+  opt_abstract = jax.eval_shape(tx.init, params)
+  opt_sh = optax.tree_map_params(tx, lambda _, s: s, opt_abstract, param_sh,
+                                 transform_non_params=lambda _: replicated)
+  shardings = TrainState(replicated, param_sh, sharding.param_shardings(frozen, mesh), opt_sh)
+  abstract = TrainState(jax.ShapeDtypeStruct((), jnp.int32), params, frozen, opt_abstract)
+  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                          abstract, shardings)
+  return Layout(graphdef, abstract, shardings)
+
+
+def init_state(ctor: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransformation,
+               lay: Layout, frozen_parts: Sequence[str] = FROZEN_PARTS, seed: int = 0,
+               model: nnx.Module | None = None) -> TrainState:
+  """A fresh state: random (`ctor(nnx.Rngs(seed))` in one compiled program, born
+  sharded) or, given `model`, its weights placed on the mesh."""
+  def fresh(params, frozen):
+    return TrainState(jnp.zeros((), jnp.int32), params, frozen, tx.init(params))
+  if model is None:
+    def random_init():
+      _, params, frozen = split(ctor(nnx.Rngs(seed)), frozen_parts)
+      return fresh(params, frozen)
+    return jax.jit(random_init, out_shardings=lay.shardings)()
+  _, params, frozen = split(model, frozen_parts)
+  params, frozen = jax.device_put((params, frozen), (lay.shardings.params, lay.shardings.frozen))
+  return jax.jit(fresh, out_shardings=lay.shardings)(params, frozen)
+
+
+def model_of(lay: Layout, state: TrainState) -> nnx.Module:
+  """The model with `state`'s weights (for export or evaluation)."""
+  return nnx.merge(lay.graphdef, state.params, state.frozen)

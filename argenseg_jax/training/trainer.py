@@ -1,0 +1,169 @@
+"""The training loop behind `argenseg train --config C --workdir DIR`.
+
+Restarting the same command resumes: the latest checkpoint in `DIR/checkpoints` gives
+the model, the optimizer, the step and the data position, and the rng of step n is
+`fold_in(seed, n)`, so the losses after a restart equal an uninterrupted run's. SIGTERM
+(preemption) saves the current step and exits cleanly. A non-finite loss stops the run
+with the step number before anything is saved, so the last checkpoint stays good.
+
+Writes `DIR/metrics.jsonl`, TensorBoard events in `DIR/tensorboard/`, and at the end an
+inference checkpoint `DIR/export/` (`argenseg segment --checkpoint DIR/export`).
+"""
+
+import functools
+import logging
+import pathlib
+import signal
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from argenseg_jax import config_args, sharding
+from argenseg_jax.models.argenseg import ARGenSeg
+from argenseg_jax.progress import Progress
+from argenseg_jax.tokenizer import ByteTokenizer, load_tokenizer
+from argenseg_jax.training import optimizer, train_state, train_step
+from argenseg_jax.training.checkpointing import Checkpointer
+from argenseg_jax.training.metric_writer import MetricWriter
+from data_pipelines import data_spec, train_pipeline
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or inf; the message names the step and the last checkpoint."""
+
+
+def resolve_model(config: ml_collections.ConfigDict, workdir: pathlib.Path):
+  """`(model config, pretrained model or None, tokenizer, tokenizer dir)` of a run:
+  from `init_from` (our checkpoint or a Hugging Face-style one) or a config spec."""
+  from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
+  if config.init_from:
+    model, model_cfg = pretrained.load_pretrained(config.init_from)
+    model_cfg.llm.remat = config.remat
+    return model_cfg, model, load_tokenizer(config.init_from), config.init_from
+  model_cfg = config_args.load_config(config.model)
+  model_cfg.llm.remat = config.remat
+  if not model_cfg.get('byte_tokens'):
+    raise ValueError(f'model {config.model!r} has no byte-level tokenizer: to train it from '
+                     'scratch give a byte-level config, or set init_from to a checkpoint '
+                     'directory that holds its tokenizer.')
+  tokenizer = ByteTokenizer.with_tokens(model_cfg.byte_tokens)
+  if jax.process_index() == 0:
+    tokenizer.save(workdir)
+  return model_cfg, None, tokenizer, workdir
+
+
+def mesh_of(config: ml_collections.ConfigDict) -> jax.sharding.Mesh:
+  """`config.mesh`, where one axis of size -1 takes the devices the others leave."""
+  shape = dict(config.mesh)
+  rest = [k for k, v in shape.items() if v == -1]
+  if len(rest) > 1:
+    raise ValueError(f'mesh {shape}: at most one axis may be -1.')
+  if rest:
+    shape[rest[0]] = max(jax.device_count() // -np.prod(list(shape.values())), 1)
+  return sharding.make_mesh(**shape)
+
+
+def _meta_config(config, model_cfg) -> dict:
+  out = config.to_dict()
+  out['model'] = model_cfg.to_dict()
+  return out
+
+
+def _install_sigterm():
+  """A flag that SIGTERM sets (the loop saves and stops at the next step)."""
+  stop = {'requested': False}
+
+  def handler(signum, frame):  # pylint: disable=unused-argument
+    stop['requested'] = True
+  signal.signal(signal.SIGTERM, handler)
+  return stop
+
+
+def _check_finite(step: int, metrics: dict, ckpt: Checkpointer) -> None:
+  """The loss (before the update) and the norm of the updated parameters must be finite."""
+  bad = {k: metrics[k] for k in ('loss', 'param_norm') if not np.isfinite(metrics[k])}
+  if bad:
+    ckpt.wait()
+    raise NonFiniteLossError(
+        f'non-finite {bad} at step {step}; the last good checkpoint is step '
+        f'{ckpt.latest_step()} in {ckpt.directory}. Lower the learning rate or check the '
+        'data, then rerun to resume from it.')
+
+
+def train(config: ml_collections.ConfigDict, workdir) -> dict:
+  """Runs (or resumes) training to `config.num_steps`; returns the last metrics."""
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  if config.distributed:
+    jax.distributed.initialize()
+  model_cfg, pretrained_model, tokenizer, tokenizer_dir = resolve_model(config, workdir)
+  mesh = mesh_of(config)
+  tx = optimizer.make_optimizer(config.optimizer, config.num_steps)
+  ctor = functools.partial(ARGenSeg, model_cfg)
+  lay = train_state.layout(ctor, tx, mesh, config.frozen)
+
+  procs = jax.process_count()
+  if config.batch_size % procs:
+    raise ValueError(f'batch_size {config.batch_size} is not divisible by the {procs} processes.')
+  spec = train_pipeline.spec_for(model_cfg, length_buckets=tuple(config.data.length_buckets),
+                                 max_masks=config.data.max_masks)
+  dataset = train_pipeline.make_dataset(
+      data_spec.open_source(config.data.spec), tokenizer, spec,
+      train_pipeline.PipelineConfig(batch_size=config.batch_size // procs, seed=config.seed,
+                                    worker_count=config.data.workers,
+                                    process_index=jax.process_index(), process_count=procs))
+  data_iter = iter(dataset)
+
+  ckpt = Checkpointer(workdir / 'checkpoints', max_to_keep=config.checkpoint.keep,
+                      async_save=config.checkpoint.async_save)
+  meta = _meta_config(config, model_cfg)
+  if ckpt.latest_step() is not None:
+    state = ckpt.restore(lay.abstract, data_iter, meta)
+    logging.info('resumed from step %d of %s', int(state.step), ckpt.directory)
+  else:
+    state = train_state.init_state(ctor, tx, lay, config.frozen, config.seed, pretrained_model)
+  step_fn = train_step.make_train_step(
+      lay, tx, mesh, schedule=optimizer.learning_rate(config.optimizer, config.num_steps),
+      accum_steps=config.accum_steps, compute_dtype=jnp.dtype(config.compute_dtype),
+      seed=config.seed)
+
+  writer = MetricWriter(workdir)
+  stop = _install_sigterm()
+  step = int(state.step)
+  bar = Progress(config.num_steps, enabled=jax.process_index() == 0, unit='steps')
+  bar.update(step)
+  metrics, logged, t0 = {}, step, time.perf_counter()
+  try:
+    while step < config.num_steps:
+      batch = train_step.global_batch(next(data_iter), mesh)
+      state, device_metrics = step_fn(state, batch)
+      step += 1
+      save = (step % config.checkpoint.every == 0 or step == config.num_steps
+              or stop['requested'])
+      if save or step % config.log_every == 0:
+        metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
+        _check_finite(step, metrics, ckpt)
+        seconds = (time.perf_counter() - t0) / (step - logged)  # per step since the last log
+        metrics.update(step_time_s=seconds, tokens_per_s=metrics['tokens'] / seconds)
+        writer.write(step, metrics)
+        bar.update(step - bar.done, f'loss {metrics["loss"]:.4f} (text {metrics["text_loss"]:.3f}'
+                                    f' gen {metrics["gen_loss"]:.3f})')
+        logged, t0 = step, time.perf_counter()
+      if save:
+        ckpt.save(step, state, data_iter, meta)
+      if stop['requested']:
+        logging.warning('SIGTERM: saved step %d in %s; rerun the same command to resume.',
+                        step, ckpt.directory)
+        break
+  finally:
+    bar.close()
+    writer.close()
+    ckpt.close()
+  if step == config.num_steps and config.export and jax.process_index() == 0:
+    from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
+    pretrained.save_pretrained(train_state.model_of(lay, state), model_cfg, workdir / 'export',
+                               tokenizer_dir=tokenizer_dir)
+  return metrics
