@@ -47,3 +47,18 @@ def small_model():
   from tests.helpers import small_vqvae_config  # pylint: disable=import-outside-toplevel
   cfg = small_vqvae_config()
   return var_vqvae_io.init_vqvae(cfg, seed=1), cfg
+
+
+def _share_compilations():
+  """One persistent XLA compilation cache for the test session and the subprocesses it
+  starts (training tests compile the same init and step programs several times)."""
+  import tempfile  # pylint: disable=import-outside-toplevel
+  import jax  # pylint: disable=import-outside-toplevel
+  cache = os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
+                                tempfile.mkdtemp(prefix='argenseg-jax-cache-'))
+  os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '1')
+  jax.config.update('jax_compilation_cache_dir', cache)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 1.0)
+
+
+_share_compilations()

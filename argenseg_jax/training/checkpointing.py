@@ -9,6 +9,7 @@ fully written (orbax commits it by renaming a temporary directory), so a run kil
 mid-save restarts from the previous step. Call `close()` on every exit path.
 """
 
+import json
 import pathlib
 
 import grain
@@ -18,7 +19,7 @@ import orbax.checkpoint as ocp
 FORMAT_VERSION = 1
 
 
-class ResumeError(RuntimeError):
+class ResumeError(ValueError):
   """The checkpoint cannot continue this run (other process count or model)."""
 
 
@@ -54,7 +55,7 @@ class Checkpointer:
           f'{jax.process_count()}: the data position is per process. Resume with '
           f'{meta["process_count"]} processes, or start a new workdir (init_from the '
           'exported model).')
-    if meta['config'].get('model') != config.get('model'):
+    if meta['config'].get('model') != json.loads(json.dumps(config.get('model'))):
       raise ResumeError(f'{where} holds another model config than this run\'s; use a new '
                         'workdir for a different model.')
     restored = self.manager.restore(step, args=ocp.args.Composite(

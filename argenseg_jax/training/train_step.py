@@ -63,8 +63,8 @@ def make_train_step(lay: Layout, tx: optax.GradientTransformation, mesh: Mesh, *
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     metrics = jax.tree.map(jnp.mean, metrics)
-    metrics.update(grad_norm=optax.global_norm(grads), update_norm=optax.global_norm(updates),
-                   param_norm=optax.global_norm(params), lr=schedule(state.step),
+    metrics.update(grad_norm=optax.tree.norm(grads), update_norm=optax.tree.norm(updates),
+                   param_norm=optax.tree.norm(params), lr=schedule(state.step),
                    tokens=batch['token_mask'].sum())
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 

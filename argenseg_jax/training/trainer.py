@@ -106,8 +106,11 @@ def train(config: ml_collections.ConfigDict, workdir) -> dict:
   lay = train_state.layout(ctor, tx, mesh, config.frozen)
 
   procs = jax.process_count()
-  if config.batch_size % procs:
-    raise ValueError(f'batch_size {config.batch_size} is not divisible by the {procs} processes.')
+  rows = mesh.shape['data'] * mesh.shape['fsdp'] * config.accum_steps
+  if config.batch_size % rows or config.batch_size % procs:
+    raise ValueError(f'batch_size {config.batch_size} must be a multiple of data x fsdp x '
+                     f'accum_steps = {rows} (mesh {dict(mesh.shape)}) and of the {procs} '
+                     'processes; change batch_size or --config.mesh.')
   spec = train_pipeline.spec_for(model_cfg, length_buckets=tuple(config.data.length_buckets),
                                  max_masks=config.data.max_masks)
   dataset = train_pipeline.make_dataset(
@@ -133,16 +136,15 @@ def train(config: ml_collections.ConfigDict, workdir) -> dict:
   writer = MetricWriter(workdir)
   stop = _install_sigterm()
   step = int(state.step)
-  bar = Progress(config.num_steps, enabled=jax.process_index() == 0, unit='steps')
-  bar.update(step)
+  bar = Progress(config.num_steps, enabled=jax.process_index() == 0, unit='steps', initial=step)
   metrics, logged, t0 = {}, step, time.perf_counter()
   try:
     while step < config.num_steps:
       batch = train_step.global_batch(next(data_iter), mesh)
       state, device_metrics = step_fn(state, batch)
       step += 1
-      save = (step % config.checkpoint.every == 0 or step == config.num_steps
-              or stop['requested'])
+      stopping = stop['requested']
+      save = step % config.checkpoint.every == 0 or step == config.num_steps or stopping
       if save or step % config.log_every == 0:
         metrics = {k: float(v) for k, v in jax.device_get(device_metrics).items()}
         _check_finite(step, metrics, ckpt)
@@ -154,7 +156,7 @@ def train(config: ml_collections.ConfigDict, workdir) -> dict:
         logged, t0 = step, time.perf_counter()
       if save:
         ckpt.save(step, state, data_iter, meta)
-      if stop['requested']:
+      if stopping:
         logging.warning('SIGTERM: saved step %d in %s; rerun the same command to resume.',
                         step, ckpt.directory)
         break

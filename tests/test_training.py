@@ -1,0 +1,145 @@
+"""Training on the tiny config: the loss falls, sharding does not change the step,
+resume after SIGKILL is exact, SIGTERM saves, non-finite losses stop the run."""
+
+import functools
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from argenseg_jax.config_args import load_config
+from argenseg_jax.models.argenseg import ARGenSeg
+from argenseg_jax.sharding import make_mesh
+from argenseg_jax.tokenizer import ByteTokenizer
+from argenseg_jax.training import optimizer, train_state, train_step, trainer
+from data_pipelines import train_pipeline
+from data_pipelines.synthetic_scenes import SyntheticScenes
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+TINY = str(REPO / 'configs' / 'train_tiny.py')
+
+
+STEPS = 24  # one schedule everywhere, so every test reuses the same compiled programs
+
+
+def _config(**overrides):
+  """The tiny config on the 8 test devices (data 2 x fsdp 2 x tensor 2)."""
+  config = load_config(f'{TINY}:steps={STEPS},samples=64')
+  config.update({'export': False, **overrides})
+  config.mesh.update(data=2, fsdp=2, tensor=2)
+  return config
+
+
+def _losses(workdir) -> dict[int, float]:
+  lines = (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()
+  return {r['step']: r['loss'] for r in map(json.loads, lines)}
+
+
+def _committed_steps(workdir) -> list[int]:
+  root = pathlib.Path(workdir) / 'checkpoints'
+  return sorted(int(p.name) for p in root.glob('*') if p.name.isdigit()) if root.is_dir() else []
+
+
+def test_tiny_training_lowers_the_loss(tmp_path):
+  config = _config(export=True)
+  trainer.train(config, tmp_path)
+  losses = list(_losses(tmp_path).values())
+  assert len(losses) == STEPS
+  assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0, losses
+  assert _committed_steps(tmp_path) == [20, 24]
+  assert (tmp_path / 'export' / 'argenseg.json').is_file()
+  assert list((tmp_path / 'tensorboard').glob('events.out.tfevents.*'))
+
+
+def test_sharded_step_equals_unsharded():
+  """The 8-device step (data 2, fsdp 2, tensor 2) and the 1-device step give the same
+  loss and updated parameters from the same state and batch."""
+  config = _config()
+  cfg = load_config('argenseg:variant=tiny')
+  spec = train_pipeline.spec_for(cfg, length_buckets=tuple(config.data.length_buckets))
+  batch = next(iter(train_pipeline.make_dataset(
+      SyntheticScenes(16, seed=3, size=64), ByteTokenizer.with_tokens(cfg.byte_tokens), spec,
+      train_pipeline.PipelineConfig(config.batch_size))))
+  tx = optimizer.make_optimizer(config.optimizer, STEPS)
+  ctor = functools.partial(ARGenSeg, cfg)
+  initial = None
+  results = []
+  for mesh in (make_mesh(2, 2, 2), make_mesh(devices=jax.devices()[:1])):
+    lay = train_state.layout(ctor, tx, mesh)
+    if initial is None:
+      state = train_state.init_state(ctor, tx, lay)
+      initial = jax.device_get(state)
+    else:
+      state = jax.device_put(initial, lay.shardings)
+    step = train_step.make_train_step(lay, tx, mesh,
+                                      schedule=optimizer.learning_rate(config.optimizer, STEPS))
+    state, metrics = step(state, train_step.global_batch(batch, mesh))
+    results.append((float(metrics['loss']), jax.device_get(state.params)))
+    if len(results) == 1:
+      assert any(len(x.sharding.device_set) > 1 for x in jax.tree.leaves(state.params))
+  (loss8, params8), (loss1, params1) = results
+  assert abs(loss1 - loss8) <= 1e-5 * abs(loss1)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
+               params1, params8)
+
+
+def _train_cmd(workdir):
+  return [sys.executable, '-m', 'argenseg_jax.cli', 'train', '--config',
+          f'{TINY}:steps={STEPS},samples=64', '--workdir', str(workdir),
+          '--config.checkpoint.every=4', '--config.export=false', '--config.mesh.data=2',
+          '--config.mesh.fsdp=2', '--config.mesh.tensor=2']
+
+
+def test_resume_after_sigkill_is_exact(tmp_path):
+  subprocess.run(_train_cmd(tmp_path / 'ref'), check=True, capture_output=True)
+  reference = _losses(tmp_path / 'ref')
+  run = tmp_path / 'run'
+  proc = subprocess.Popen(_train_cmd(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  while not _committed_steps(run) and proc.poll() is None:
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = max(_committed_steps(run))
+  assert killed_at < STEPS, 'the run finished before it could be killed'
+  subprocess.run(_train_cmd(run), check=True, capture_output=True)
+  resumed = {s: l for s, l in _losses(run).items() if s > killed_at}
+  assert sorted(resumed) == list(range(killed_at + 1, STEPS + 1))
+  for s, loss in resumed.items():
+    assert loss == pytest.approx(reference[s], rel=1e-6, abs=1e-6), s
+
+
+def test_sigterm_saves_and_stops(tmp_path, monkeypatch):
+  write = trainer.MetricWriter.write
+
+  def write_then_term(self, step, values):  # a preemption notice after step 2
+    write(self, step, values)
+    if step == 2:
+      os.kill(os.getpid(), signal.SIGTERM)
+  monkeypatch.setattr(trainer.MetricWriter, 'write', write_then_term)
+  trainer.train(_config(), tmp_path)
+  assert _committed_steps(tmp_path) == [3]
+
+
+def test_non_finite_loss_stops_with_the_step(tmp_path, monkeypatch):
+  make = train_step.make_train_step
+
+  def nan_from_step_3(*args, **kwargs):
+    step = make(*args, **kwargs)
+
+    def run(state, batch):
+      state, metrics = step(state, batch)
+      return state, dict(metrics, loss=jax.numpy.where(state.step >= 3, np.nan, metrics['loss']))
+    return run
+  monkeypatch.setattr(train_step, 'make_train_step', nan_from_step_3)
+  config = _config()
+  config.checkpoint.every = 2
+  with pytest.raises(trainer.NonFiniteLossError, match='at step 3; the last good checkpoint is step 2'):
+    trainer.train(config, tmp_path)
+  assert _committed_steps(tmp_path) == [2]
