@@ -23,6 +23,7 @@ setuptools.setup(
         'convert': CONVERT,
         'test': CONVERT + ['pytest==9.2.0'],
         'cuda': ['jax[cuda12]==0.10.2'],
+        'tpu': ['jax[tpu]==0.10.2'],
     },
     entry_points={'console_scripts': ['argenseg=argenseg_jax.cli:main']},
 )

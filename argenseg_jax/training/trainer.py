@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from argenseg_jax import config_args, sharding
+from argenseg_jax import config_args, distributed, sharding
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.progress import Progress
 from argenseg_jax.tokenizer import ByteTokenizer, load_tokenizer
@@ -98,7 +98,7 @@ def train(config: ml_collections.ConfigDict, workdir) -> dict:
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   if config.distributed:
-    jax.distributed.initialize()
+    distributed.initialize()
   model_cfg, pretrained_model, tokenizer, tokenizer_dir = resolve_model(config, workdir)
   mesh = mesh_of(config)
   tx = optimizer.make_optimizer(config.optimizer, config.num_steps)
