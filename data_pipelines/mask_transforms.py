@@ -20,7 +20,10 @@ def mask_to_vae_input(mask: Image.Image | np.ndarray, resolution: int = 256) -> 
   arr = arr.astype(np.uint8)
   if arr.max(initial=0) < 127:
     arr = arr * np.uint8(255)
-  img = Image.fromarray(arr, 'RGB').resize((MASK_RESIZE, MASK_RESIZE), Image.BICUBIC)
+  grey = (arr == arr[..., :1]).all()  # PIL resizes channels alone: one is enough
+  img = Image.fromarray(arr[..., 0], 'L') if grey else Image.fromarray(arr, 'RGB')
+  img = img.resize((MASK_RESIZE, MASK_RESIZE), Image.BICUBIC)
   if resolution != MASK_RESIZE:
     img = img.resize((resolution, resolution), Image.BICUBIC)
-  return np.asarray(img, np.float32) / 255.0 * 2.0 - 1.0
+  out = np.asarray(img, np.float32) / 255.0 * 2.0 - 1.0
+  return np.repeat(out[..., None], 3, axis=-1) if grey else out

@@ -53,3 +53,13 @@ def test_mask_transform_scales_binary_masks_and_resizes():
   assert x[128, 128].tolist() == [1.0, 1.0, 1.0] and x[0, 0].tolist() == [-1.0, -1.0, -1.0]
   with pytest.raises(ValueError, match='mask must be'):
     mask_to_vae_input(np.zeros((4, 4, 2), np.uint8))
+
+
+def test_grey_masks_resize_like_rgb_ones():
+  """The single-channel shortcut gives exactly PIL's RGB bicubic result."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  mask = (np.random.default_rng(0).random((90, 70)) > 0.5).astype(np.uint8) * 255
+  rgb = np.repeat(mask[..., None], 3, axis=-1)
+  ref = Image.fromarray(rgb, 'RGB').resize((512, 512), Image.BICUBIC).resize((128, 128), Image.BICUBIC)
+  np.testing.assert_array_equal(mask_to_vae_input(mask, 128),
+                                np.asarray(ref, np.float32) / 255.0 * 2.0 - 1.0)

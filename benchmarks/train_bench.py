@@ -1,0 +1,86 @@
+"""Input pipeline vs train step throughput, so it is visible that input is never the
+bottleneck.
+
+  python benchmarks/train_bench.py            # 448-px pipeline with 2 workers, tiny step
+
+1. The data pipeline alone (grain chain: synthetic scenes -> InternVL tile, mask ->
+   bicubic 512 -> VQ-VAE input, template, labels, padding) with `--workers` processes,
+   for the real model's inputs (448-px images, 256-px masks) and the tiny config's
+   (64-px): examples/s.
+2. The tiny config's jitted train step (`configs/train_tiny.py`) on one CPU device:
+   examples/s and step time. The ratio compares like with like (64-px inputs).
+"""
+
+import functools
+import time
+
+import jax
+
+from argenseg_jax.config_args import load_config
+from argenseg_jax.models.argenseg import ARGenSeg
+from argenseg_jax.sharding import make_mesh
+from argenseg_jax.tokenizer import ByteTokenizer
+from argenseg_jax.training import optimizer, train_state, train_step
+from data_pipelines import train_pipeline
+from data_pipelines.synthetic_scenes import SyntheticScenes
+from timing import parse_args
+
+
+def pipeline_rate(model_cfg, image_size: int, batch: int, workers: int, batches: int) -> float:
+  """Examples/s of the training chain at `image_size`-px images (first batch excluded)."""
+  tok = ByteTokenizer.with_tokens(load_config('argenseg:variant=tiny').byte_tokens)
+  spec = train_pipeline.spec_for(model_cfg, length_buckets=(1024, 2048))
+  ds = train_pipeline.make_dataset(
+      SyntheticScenes(100_000, seed=0, size=image_size), tok, spec,
+      train_pipeline.PipelineConfig(batch_size=batch, worker_count=workers))
+  it = iter(ds)
+  next(it)
+  t0 = time.perf_counter()
+  for _ in range(batches):
+    next(it)
+  return batch * batches / (time.perf_counter() - t0)
+
+
+def step_rate(batch: int, steps: int) -> tuple[float, float]:
+  """(examples/s, seconds per step) of the tiny train step, compile excluded."""
+  config = load_config('train_tiny')
+  cfg = load_config(config.model)
+  tok = ByteTokenizer.with_tokens(cfg.byte_tokens)
+  spec = train_pipeline.spec_for(cfg, length_buckets=tuple(config.data.length_buckets))
+  it = iter(train_pipeline.make_dataset(SyntheticScenes(1000, seed=0, size=64), tok, spec,
+                                        train_pipeline.PipelineConfig(batch_size=batch)))
+  mesh = make_mesh(devices=jax.devices()[:1])
+  tx = optimizer.make_optimizer(config.optimizer, 1000)
+  ctor = functools.partial(ARGenSeg, cfg)
+  lay = train_state.layout(ctor, tx, mesh)
+  state = train_state.init_state(ctor, tx, lay)
+  step = train_step.make_train_step(lay, tx, mesh,
+                                    schedule=optimizer.learning_rate(config.optimizer, 1000))
+  batches = [train_step.global_batch(next(it), mesh) for _ in range(steps + 1)]
+  state, metrics = step(state, batches[0])
+  jax.block_until_ready(metrics)
+  t0 = time.perf_counter()
+  for b in batches[1:]:
+    state, metrics = step(state, b)
+  jax.block_until_ready(metrics)
+  seconds = (time.perf_counter() - t0) / steps
+  return batch / seconds, seconds
+
+
+def main():
+  args = parse_args(__doc__, 'argenseg:variant=8b', workers=2, steps=20, batches=8)
+  batch = args.batch[0] if args.batch != [1, 8] else 4
+  for name, cfg, size in ((args.config, load_config(args.config), 448),
+                          ('tiny', load_config('argenseg:variant=tiny'), 64)):
+    rate = pipeline_rate(cfg, size, batch, args.workers, args.batches)
+    print(f'data pipeline ({name}: {size}-px images, {cfg.vqvae.resolution}-px masks), '
+          f'{args.workers} workers, batch {batch}: {rate:.1f} examples/s')
+  ex_per_s, seconds = step_rate(batch, args.steps)
+  print(f'tiny train step on {jax.devices()[0].device_kind}, batch {batch}: '
+        f'{ex_per_s:.1f} examples/s ({seconds * 1000:.0f} ms/step)')
+  print(f'tiny pipeline / tiny step = {rate / ex_per_s:.1f}x (> 1: the step, not the '
+        'input, is the bottleneck)')
+
+
+if __name__ == '__main__':
+  main()
