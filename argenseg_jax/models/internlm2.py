@@ -19,6 +19,9 @@ from flax import nnx
 
 from argenseg_jax.layers.linear import RMSNorm
 from argenseg_jax.layers.rope import apply_rope
+from argenseg_jax.sharding import constrain
+
+RESIDUAL = ('act_batch', 'act_len', 'act_embed')  # logical axes of the residual stream
 
 
 class KVCache(NamedTuple):
@@ -158,6 +161,7 @@ class InternLM2(nnx.Module):
     ks, vs = [], []
     run = nnx.remat(DecoderLayer.__call__) if self.remat else DecoderLayer.__call__
     for i, layer in enumerate(self.layers):
+      x = constrain(x, RESIDUAL)  # block boundary: batch over data+fsdp, width over tensor
       x, k, v = run(layer, x, positions, bias, cache.k[i], cache.v[i], start)
       ks.append(k)
       vs.append(v)

@@ -68,8 +68,13 @@ def make_train_step(lay: Layout, tx: optax.GradientTransformation, mesh: Mesh, *
                    tokens=batch['token_mask'].sum())
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
-  return jax.jit(step, in_shardings=(lay.shardings, batch_sharding(mesh)),
-                 out_shardings=(lay.shardings, None), donate_argnums=0)
+  compiled = jax.jit(step, in_shardings=(lay.shardings, batch_sharding(mesh)),
+                     out_shardings=(lay.shardings, None), donate_argnums=0)
+
+  def run(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    with jax.set_mesh(mesh):  # activation constraints (`sharding.constrain`) see the mesh
+      return compiled(state, batch)
+  return run
 
 
 def global_batch(local: dict, mesh: Mesh) -> dict:
