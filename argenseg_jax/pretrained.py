@@ -6,7 +6,9 @@
   model, cfg = load_pretrained('ckpt/argenseg')
 
 Every checkpoint key goes through the explicit conversion table; a missing, unused or
-misshaped key is an error that names it.
+misshaped key is an error that names it. `convert_pretrained` streams: it never holds the
+whole state dict or model (host RAM stays near the largest tensor; see
+`checkpoints/streaming.py`).
 """
 
 import functools
@@ -14,15 +16,16 @@ import json
 import pathlib
 import shutil
 
+import jax
 import ml_collections
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from argenseg_jax import config_args
-from argenseg_jax.checkpoints import conversion, hf_dir, params
+from argenseg_jax import config_args, sharding
+from argenseg_jax.checkpoints import conversion, hf_dir, params, streaming
 from argenseg_jax.checkpoints.atomic import atomic_directory
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_pth
-from argenseg_jax.models import argenseg_io
+from argenseg_jax.models import argenseg_io, var_vqvae_io
 from argenseg_jax.models.argenseg import ARGenSeg
 
 FORMAT = 'argenseg-jax/argenseg'
@@ -31,7 +34,9 @@ ARCHITECTURES = ('InternVLGenSeg', 'InternVLChatModel')
 VAE_PREFIX = 'image_tokenizer.'
 
 
-def _from_hf(path: pathlib.Path, vae, vqvae_config) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
+def _open_hf(path: pathlib.Path, vae, vqvae_config) -> tuple[dict, ml_collections.ConfigDict]:
+  """`(weights, cfg)` of a Hugging Face-style directory: `hf_dir.LazyTensor`s (and the
+  arrays of `vae`), nothing read yet."""
   chat = hf_dir.read_config(path)
   archs = chat.get('architectures') or []
   if not set(archs) & set(ARCHITECTURES):
@@ -41,13 +46,18 @@ def _from_hf(path: pathlib.Path, vae, vqvae_config) -> tuple[ARGenSeg, ml_collec
   if vqvae_config is None:
     vqvae_config = config_args.load_config(f'var_vqvae:res={chat.get("gen_img_reso", 256)}')
   cfg = argenseg_io.config_from_hf(chat, token_ids, vqvae_config)
-  weights = hf_dir.read_weights(path)
+  weights = hf_dir.open_weights(path)
   if vae is not None:
     weights = {k: v for k, v in weights.items() if not k.startswith(VAE_PREFIX)}
     weights.update({VAE_PREFIX + k: v for k, v in read_pth(vae).items()})
   elif not any(k.startswith(VAE_PREFIX) for k in weights):
     raise CheckpointError(f'{path} holds no {VAE_PREFIX}* weights: pass the VAR tokenizer '
                           'too (vae=... / --vae vae_ch160v4096z32.pth).')
+  return weights, cfg
+
+
+def _from_hf(path: pathlib.Path, vae, vqvae_config) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
+  weights, cfg = _open_hf(path, vae, vqvae_config)
   return argenseg_io.from_state_dict(weights, cfg), cfg
 
 
@@ -55,20 +65,29 @@ TOKENIZER_FILES = ('tokenizer.model', 'byte_tokenizer.json', 'added_tokens.json'
                    'tokenizer_config.json', 'special_tokens_map.json')
 
 
-def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,
-                    tokenizer_dir=None) -> pathlib.Path:
-  """Writes `out_dir/{argenseg.json, params/}` (orbax) atomically, with the tokenizer
-  files of `tokenizer_dir` copied along."""
+def _write_dir(out_dir, cfg: ml_collections.ConfigDict, tokenizer_dir,
+               write_params) -> pathlib.Path:
+  """Writes `out_dir/{argenseg.json, params/}` atomically: the tokenizer files of
+  `tokenizer_dir` (if any) copied, then `write_params(params_dir)`."""
   with atomic_directory(out_dir) as tmp:
     for name in TOKENIZER_FILES:
       if tokenizer_dir is not None and (pathlib.Path(tokenizer_dir) / name).is_file():
         shutil.copyfile(pathlib.Path(tokenizer_dir) / name, tmp / name)
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(tmp / 'params', nnx.to_pure_dict(nnx.state(model, nnx.Param)))
-    checkpointer.wait_until_finished()
+    write_params(tmp / 'params')
     (tmp / META_FILE).write_text(json.dumps(
         {'format': FORMAT, 'version': 1, 'config': cfg.to_dict()}, indent=1))
   return pathlib.Path(out_dir)
+
+
+def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,
+                    tokenizer_dir=None) -> pathlib.Path:
+  """Writes `out_dir/{argenseg.json, params/}` (orbax) atomically, with the tokenizer
+  files of `tokenizer_dir` copied along."""
+  def write_params(params_dir):
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(params_dir, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    checkpointer.wait_until_finished()
+  return _write_dir(out_dir, cfg, tokenizer_dir, write_params)
 
 
 def _from_ours(path: pathlib.Path) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
@@ -98,7 +117,28 @@ def load_pretrained(path, *, vae=None,
 
 
 def convert_pretrained(src, dst, *, vae=None,
-                       vqvae_config: ml_collections.ConfigDict | None = None) -> pathlib.Path:
-  """Converts a Hugging Face-style ARGenSeg directory into our format at `dst`."""
-  model, cfg = load_pretrained(src, vae=vae, vqvae_config=vqvae_config)
-  return save_pretrained(model, cfg, dst, tokenizer_dir=src)
+                       vqvae_config: ml_collections.ConfigDict | None = None,
+                       mesh: jax.sharding.Mesh | None = None) -> pathlib.Path:
+  """Converts a Hugging Face-style ARGenSeg directory into our format at `dst`: what
+  `save_pretrained(*load_pretrained(src, ...), dst, tokenizer_dir=src)` writes (same tree,
+  dtypes and values; the arrays stored uncompressed), but streaming.
+
+  All keys and shapes are checked first (from the safetensors headers); then one tensor
+  at a time is read (large ones in row blocks), converted and handed to a group that
+  orbax writes once it reaches the largest tensor's size, so host RAM stays near the
+  largest tensor (plus a `vae` .pth, which is read whole). `mesh`: each array is first
+  placed with its parameter's sharding (`sharding.param_shardings`), for hosts whose
+  accelerators should hold the shards.
+  """
+  src = pathlib.Path(src)
+  weights, cfg = _open_hf(src, vae, vqvae_config)
+  model = params.abstract(functools.partial(ARGenSeg, cfg))
+  reads = conversion.convert_lazily(
+      argenseg_io.conversion_table(cfg), weights, params.shapes(model),
+      excused=tuple(VAE_PREFIX + k for k in var_vqvae_io.EXCUSED_KEYS),
+      hint=var_vqvae_io.config_hint(weights, cfg.vqvae, VAE_PREFIX))
+  like = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+  shardings = None if mesh is None else conversion.flatten(
+      nnx.to_pure_dict(nnx.state(sharding.param_shardings(model, mesh), nnx.Param)))
+  return _write_dir(dst, cfg, src, lambda params_dir: streaming.save_in_groups(
+      params_dir, reads, like, shardings))

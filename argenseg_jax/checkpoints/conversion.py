@@ -8,8 +8,11 @@ checkpoint key must be used or excused by a named pattern.
 
 import dataclasses
 import fnmatch
+import functools
+import math
 from collections.abc import Callable, Mapping, Sequence
 
+import jax
 import numpy as np
 
 from argenseg_jax.checkpoints.torch_files import CheckpointError
@@ -33,6 +36,14 @@ TRANSFORMS: dict[str, Callable[..., np.ndarray]] = {
     'linear_to_heads_in': lambda a, heads, head_dim: a.T.reshape(heads, head_dim, -1),
     'packed_qkv': _packed_qkv,
 }
+
+# The output axis that a transform moves the checkpoint tensor's leading axis to, each
+# row converted on its own: rows a:b give the output's a:b along that axis, so such
+# tensors convert in row blocks (`convert_lazily`).
+ROW_AXIS = {'identity': 0, 'conv_oihw_to_hwio': -1, 'linear_oi_to_io': -1,
+            'linear_to_heads_in': -1}
+# Size of the row blocks `convert_lazily` reads at a time.
+BLOCK_BYTES = 16 * 2 ** 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,15 +79,25 @@ def unflatten(flat: Mapping[str, object], like: Mapping) -> dict:
   return out
 
 
-def convert(table: Sequence[Rule], checkpoint: Mapping[str, np.ndarray],
-            expected_shapes: Mapping[str, tuple], *, prefix: str = '',
-            excused: Sequence[str] = (), hint: str = '') -> dict[str, np.ndarray]:
-  """Maps `checkpoint` through `table` into `{our_path: array}` with strict checks.
+def _rules_by_key(table: Sequence[Rule], prefix: str) -> dict[str, list[Rule]]:
+  """The rules of each checkpoint key, in table order (a packed key has several)."""
+  out = {}
+  for rule in table:
+    out.setdefault(prefix + rule.theirs, []).append(rule)
+  return out
 
-  `prefix` is prepended to every checkpoint key (e.g. 'image_tokenizer.'); `excused`
-  are fnmatch patterns of checkpoint keys allowed to stay unused; `hint` is appended to
-  shape errors (for example the config the checkpoint seems to have been made for).
-  """
+
+@functools.lru_cache(maxsize=None)
+def _converted_shape(transform: str, args: tuple, shape: tuple) -> tuple:
+  """The shape `TRANSFORMS[transform]` gives a `shape` tensor, computed without data."""
+  value = jax.ShapeDtypeStruct(shape, np.float32)
+  return tuple(jax.eval_shape(lambda a: TRANSFORMS[transform](a, *args), value).shape)
+
+
+def check(table: Sequence[Rule], checkpoint: Mapping, expected_shapes: Mapping[str, tuple],
+          *, prefix: str = '', excused: Sequence[str] = (), hint: str = '') -> None:
+  """Raises the `CheckpointError` that `convert` would, from shapes alone (nothing is read:
+  `checkpoint` values only need `.shape`)."""
   by_ours = {r.ours: r for r in table}
   missing_rules = sorted(set(expected_shapes) - set(by_ours))
   if missing_rules:
@@ -86,20 +107,86 @@ def convert(table: Sequence[Rule], checkpoint: Mapping[str, np.ndarray],
     raise CheckpointError(
         f'checkpoint lacks {len(absent)} key(s), e.g. {absent[:5]}: it is not a '
         f'checkpoint of this model, or was saved with another key prefix. {hint}')
-  out = {}
   for rule in table:
-    value = TRANSFORMS[rule.transform](np.asarray(checkpoint[prefix + rule.theirs]), *rule.args)
-    want = tuple(expected_shapes[rule.ours])
-    if value.shape != want:
+    key = prefix + rule.theirs
+    shape, want = tuple(checkpoint[key].shape), tuple(expected_shapes[rule.ours])
+    try:
+      got = _converted_shape(rule.transform, rule.args, shape)
+    except (TypeError, ValueError):
+      got = None
+    if got != want:
+      gives = (f'which gives {got}' if got is not None
+               else f'which {rule.transform!r} cannot convert')
       raise CheckpointError(
-          f'checkpoint key {prefix + rule.theirs!r} has shape '
-          f'{tuple(checkpoint[prefix + rule.theirs].shape)}, which gives {value.shape} '
-          f'for {rule.ours!r} but the config needs {want}. {hint}')
-    out[rule.ours] = value
+          f'checkpoint key {key!r} has shape {shape}, {gives} for {rule.ours!r} but the '
+          f'config needs {want}. {hint}')
   used = {prefix + r.theirs for r in table}
   unused = [k for k in checkpoint if k.startswith(prefix) and k not in used
             and not any(fnmatch.fnmatch(k[len(prefix):], p) for p in excused)]
   if unused:
     raise CheckpointError(f'checkpoint has {len(unused)} key(s) this model does not use, '
                           f'e.g. {sorted(unused)[:5]}: wrong model or config. {hint}')
+
+
+def convert(table: Sequence[Rule], checkpoint: Mapping[str, np.ndarray],
+            expected_shapes: Mapping[str, tuple], *, prefix: str = '',
+            excused: Sequence[str] = (), hint: str = '') -> dict[str, np.ndarray]:
+  """Maps `checkpoint` through `table` into `{our_path: array}` with strict checks.
+
+  `prefix` is prepended to every checkpoint key (e.g. 'image_tokenizer.'); `excused`
+  are fnmatch patterns of checkpoint keys allowed to stay unused; `hint` is appended to
+  shape errors (for example the config the checkpoint seems to have been made for).
+  """
+  check(table, checkpoint, expected_shapes, prefix=prefix, excused=excused, hint=hint)
+  return {r.ours: TRANSFORMS[r.transform](np.asarray(checkpoint[prefix + r.theirs]), *r.args)
+          for r in table}
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRead:
+  """The conversion of one checkpoint key: `read()` reads it once and returns the
+  C-contiguous parameters it gives; `nbytes` bounds the memory that takes."""
+  nbytes: int
+  read: Callable[[], dict[str, np.ndarray]]
+
+
+def _by_rows(src, rule: Rule, shape: tuple) -> np.ndarray:
+  """`TRANSFORMS[rule.transform](src)` converted `BLOCK_BYTES` of rows at a time."""
+  out = np.empty(shape, src.dtype)
+  axis = ROW_AXIS[rule.transform] % len(shape)
+  step = max(1, BLOCK_BYTES // max(1, math.prod(src.shape[1:]) * out.itemsize))
+  for start in range(0, src.shape[0], step):
+    stop = min(start + step, src.shape[0])
+    out[(slice(None),) * axis + (slice(start, stop),)] = TRANSFORMS[rule.transform](
+        np.asarray(src[start:stop]), *rule.args)
   return out
+
+
+def _key_read(src, rules: list[Rule], expected_shapes: Mapping) -> KeyRead:
+  itemsize = np.dtype(src.dtype).itemsize
+  out_bytes = sum(math.prod(expected_shapes[r.ours]) for r in rules) * itemsize
+  src_bytes = math.prod(src.shape) * itemsize
+  if len(rules) == 1 and rules[0].transform in ROW_AXIS and src.shape:
+    rule = rules[0]
+    return KeyRead(out_bytes + 2 * min(src_bytes, BLOCK_BYTES),
+                   lambda: {rule.ours: _by_rows(src, rule, tuple(expected_shapes[rule.ours]))})
+
+  def read():
+    value = np.asarray(src)
+    return {r.ours: np.ascontiguousarray(TRANSFORMS[r.transform](value, *r.args))
+            for r in rules}
+  return KeyRead(out_bytes + src_bytes, read)
+
+
+def convert_lazily(table: Sequence[Rule], checkpoint: Mapping,
+                   expected_shapes: Mapping[str, tuple], *, prefix: str = '',
+                   excused: Sequence[str] = (), hint: str = '') -> list[KeyRead]:
+  """`convert` one checkpoint key at a time: the same strict checks first (from shapes,
+  nothing read), then one `KeyRead` per key. A key is read once even when it gives
+  several parameters (InternLM2's packed `wqkv`); one whose transform has a `ROW_AXIS` is
+  read and converted in blocks of rows, so converting it needs about its own size.
+  `checkpoint` values need `.shape`, `.dtype`, `np.asarray` and, for row blocks,
+  slicing of the leading axis (numpy arrays, `hf_dir.LazyTensor`)."""
+  check(table, checkpoint, expected_shapes, prefix=prefix, excused=excused, hint=hint)
+  return [_key_read(checkpoint[key], rules, expected_shapes)
+          for key, rules in _rules_by_key(table, prefix).items()]

@@ -1,16 +1,20 @@
 """Reading a Hugging Face-style checkpoint directory without transformers.
 
 `config.json`, `model.safetensors` or sharded `model-0000x-of-0000y.safetensors` with
-`model.safetensors.index.json`, and the tokenizer files (`tokenizer.model` plus the added
-tokens in `added_tokens.json` or `tokenizer_config.json`).
+`model.safetensors.index.json` (opened lazily: a tensor is read when it is used), and the
+tokenizer files (`tokenizer.model` plus the added tokens in `added_tokens.json` or
+`tokenizer_config.json`).
 """
 
 import json
+import math
 import pathlib
 
+import ml_dtypes
 import numpy as np
+from safetensors import safe_open
 
-from argenseg_jax.checkpoints.torch_files import CheckpointError, read_safetensors
+from argenseg_jax.checkpoints.torch_files import CheckpointError
 from argenseg_jax.dir_json import read_dir_json
 
 INDEX = 'model.safetensors.index.json'
@@ -22,8 +26,50 @@ def read_config(path) -> dict:
                        CheckpointError)
 
 
-def read_weights(path) -> dict[str, np.ndarray]:
-  """All tensors of the directory, checking the shard index against the files."""
+# safetensors dtype names -> numpy dtypes (bfloat16 from ml_dtypes, as jax uses)
+DTYPES = {'F64': np.float64, 'F32': np.float32, 'F16': np.float16, 'BF16': ml_dtypes.bfloat16,
+          'I64': np.int64, 'I32': np.int32, 'I16': np.int16, 'I8': np.int8, 'U8': np.uint8,
+          'BOOL': np.bool_}
+
+
+class LazyTensor:
+  """One tensor of a safetensors file, read when used: `np.asarray(t)` reads all of it,
+  `t[a:b]` only rows `a:b` of its leading axis. The file is opened per read, so nothing
+  stays mapped between reads."""
+
+  def __init__(self, file: pathlib.Path, key: str, shape: tuple, dtype: np.dtype):
+    self.file, self.key, self.shape, self.dtype = file, key, shape, dtype
+
+  @property
+  def nbytes(self) -> int:
+    return math.prod(self.shape) * self.dtype.itemsize
+
+  def __getitem__(self, rows: slice) -> np.ndarray:
+    with safe_open(self.file, 'numpy') as f:
+      return f.get_slice(self.key)[rows]
+
+  def __array__(self, dtype=None, copy=None):
+    with safe_open(self.file, 'numpy') as f:
+      value = f.get_tensor(self.key)
+    return value if dtype is None else value.astype(dtype, copy=False)
+
+
+def _open_file(path: pathlib.Path) -> dict[str, LazyTensor]:
+  try:
+    with safe_open(path, 'numpy') as f:
+      slices = {k: f.get_slice(k) for k in f.keys()}
+      specs = {k: (v.get_shape(), v.get_dtype()) for k, v in slices.items()}
+  except Exception as e:
+    raise CheckpointError(f'{path} is not a readable safetensors file: {e}') from e
+  unknown = {k: d for k, (_, d) in specs.items() if d not in DTYPES}
+  if unknown:
+    raise CheckpointError(f'{path} holds tensors of unsupported dtypes: {unknown}.')
+  return {k: LazyTensor(path, k, tuple(s), np.dtype(DTYPES[d])) for k, (s, d) in specs.items()}
+
+
+def open_weights(path) -> dict[str, LazyTensor]:
+  """`{key: LazyTensor}` of every tensor of the directory (only the headers are read),
+  checking the shard index against the files."""
   path = pathlib.Path(path)
   if (path / INDEX).is_file():
     weight_map = json.loads((path / INDEX).read_text()).get('weight_map', {})
@@ -34,13 +80,13 @@ def read_weights(path) -> dict[str, np.ndarray]:
                             f'in {INDEX}: {missing[:4]}; download them again.')
     weights = {}
     for shard in shards:
-      weights.update(read_safetensors(path / shard))
+      weights.update(_open_file(path / shard))
     unlisted = sorted(set(weight_map) - set(weights))
     if unlisted:
       raise CheckpointError(f'{INDEX} lists keys missing from their shards: {unlisted[:4]}.')
     return weights
   if (path / SINGLE).is_file():
-    return read_safetensors(path / SINGLE)
+    return _open_file(path / SINGLE)
   raise CheckpointError(f'{path} has neither {SINGLE} nor {INDEX}.')
 
 

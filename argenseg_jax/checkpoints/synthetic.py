@@ -1,0 +1,71 @@
+"""Synthetic Hugging Face-style ARGenSeg directories for tests and benchmarks: the
+released layout (`config.json`, `added_tokens.json`, sharded safetensors with their
+index) holding random weights, for any config.
+
+  write_hf_dir(load_config('argenseg:variant=mid'), 'tmp/hf', shards=4, dtype=ml_dtypes.bfloat16)
+"""
+
+import functools
+import json
+import pathlib
+
+import ml_collections
+import numpy as np
+
+from argenseg_jax.checkpoints import params
+from argenseg_jax.models import argenseg_io, image_embedder_io, internlm2_io
+from argenseg_jax.models.argenseg import ARGenSeg
+
+# A parameter's checkpoint shape from its converted shape: the inverse of each transform.
+CHECKPOINT_SHAPE = {
+    'identity': lambda s: s,
+    'conv_oihw_to_hwio': lambda s: (s[3], s[2], s[0], s[1]),
+    'linear_oi_to_io': lambda s: s[::-1],
+    'linear_to_heads_in': lambda s, heads, head_dim: (s[2], heads * head_dim),
+    'packed_qkv': lambda s, part, kv_heads, groups, head_dim: (
+        kv_heads * (groups + 2) * head_dim, s[0]),
+}
+
+
+def chat_config(cfg: ml_collections.ConfigDict) -> dict:
+  """The `InternVLChatConfig` dict that `argenseg_io.config_from_hf` maps back to `cfg`."""
+  llm = {k: cfg.llm[k] for k in internlm2_io.HF_DEFAULTS if k in cfg.llm}
+  llm['rope_scaling'] = {'type': 'dynamic', 'factor': cfg.llm.rope_scaling_factor}
+  vision = {k: cfg.image.vision[k] for k in image_embedder_io.HF_VISION_DEFAULTS}
+  return dict(architectures=['InternVLChatModel'], vision_config=vision, llm_config=llm,
+              downsample_ratio=cfg.image.downsample_ratio, ps_version=cfg.image.ps_version,
+              select_layer=cfg.image.select_layer, gen_img_reso=cfg.vqvae.resolution)
+
+
+def checkpoint_shapes(cfg: ml_collections.ConfigDict) -> dict[str, tuple]:
+  """`{checkpoint key: shape}` of an ARGenSeg checkpoint for `cfg`."""
+  ours = params.shapes(params.abstract(functools.partial(ARGenSeg, cfg)))
+  return {r.theirs: tuple(CHECKPOINT_SHAPE[r.transform](ours[r.ours], *r.args))
+          for r in argenseg_io.conversion_table(cfg)}
+
+
+def write_hf_dir(cfg: ml_collections.ConfigDict, out, *, shards: int = 2,
+                 dtype=np.float32, seed: int = 0) -> pathlib.Path:
+  """Writes a directory that `load_pretrained(out, vqvae_config=cfg.vqvae)` loads as a
+  model of `cfg`, with N(0, 0.02) weights in `dtype`; the keys are dealt round-robin
+  into `shards` files, written one shard at a time."""
+  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+  out = pathlib.Path(out)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / 'config.json').write_text(json.dumps(chat_config(cfg)))
+  t = cfg.tokens
+  (out / 'added_tokens.json').write_text(json.dumps({
+      '<IMG_CONTEXT>': t.img_context_token_id, '<ge_start>': t.gen_start_token_id,
+      '<ge_end>': t.gen_end_token_id, '<MASK_CONTEXT>': t.mask_context_token_id}))
+  shapes = checkpoint_shapes(cfg)
+  keys = sorted(shapes)
+  rng = np.random.default_rng(seed)
+  weight_map = {}
+  for i in range(shards):
+    name = f'model-{i + 1:05d}-of-{shards:05d}.safetensors'
+    part = keys[i::shards]
+    save_file({k: (0.02 * rng.standard_normal(shapes[k], np.float32)).astype(dtype)
+               for k in part}, str(out / name))
+    weight_map.update(dict.fromkeys(part, name))
+  (out / 'model.safetensors.index.json').write_text(json.dumps({'weight_map': weight_map}))
+  return out
