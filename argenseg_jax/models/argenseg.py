@@ -60,7 +60,8 @@ class ARGenSeg(InternVLChat):
     """Inputs of slots `start .. start + n - 1` from `var_input [B, n, Cvae]`:
     `word_embed(var_input) + lvl_embed[level] + pos_1LC[slot]` -> `[B, n, D]`."""
     slots = np.arange(start, start + var_input.shape[1])
-    extra = self.lvl_embed(jnp.asarray(self.level_of_slot[slots])) + self.pos_1LC[0, slots]
+    levels = jnp.asarray(self.level_of_slot[slots])
+    extra = jnp.take(self.lvl_embed.embedding[...], levels, axis=0) + self.pos_1LC[0, slots]
     return self.word_embed(var_input) + extra[None].astype(var_input.dtype)
 
   def mask_targets(self, masks: jax.Array) -> tuple[jax.Array, jax.Array]:

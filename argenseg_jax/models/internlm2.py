@@ -142,8 +142,9 @@ class InternLM2(nnx.Module):
     return KVCache.empty(*self.cache_dims, batch, size, dtype)
 
   def embed(self, ids: jax.Array) -> jax.Array:
-    """Token ids `[B, L]` -> embeddings `[B, L, D]`."""
-    return self.tok_embeddings(ids)
+    """Token ids `[B, L]` -> embeddings `[B, L, D]` in the table's dtype (`nnx.Embed`
+    would cast to the dtype it was built with, keeping a bf16 run in f32)."""
+    return jnp.take(self.tok_embeddings.embedding[...], ids, axis=0)
 
   def __call__(self, x: jax.Array, positions: jax.Array, token_mask: jax.Array,
                cache: KVCache) -> tuple[jax.Array, KVCache]:
