@@ -83,12 +83,14 @@ def _segment(args) -> int:
   if args.batch:
     lines = [json.loads(l) for l in pathlib.Path(args.batch).read_text().splitlines() if l.strip()]
     jobs = [(l['image'], l['prompt'], l.get('out')) for l in lines]
+    if not jobs:
+      raise ValueError(f'{args.batch} holds no {{"image", "prompt"}} lines.')
   else:
     if not (args.image and args.prompt):
       raise ValueError('--image and --prompt go together.')
     jobs = [(args.image, args.prompt, args.out)]
   images = [image_io.read_rgb(j[0]) for j in jobs]
-  seg = Segmenter.load(args.checkpoint,
+  seg = Segmenter.load(args.checkpoint, batch_size=min(args.batch_size, len(jobs)),
                        sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
   results = seg.segment(images, [j[1] for j in jobs])
   for (path, prompt, out), image, res in zip(jobs, images, results):
@@ -166,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
   sg.add_argument('--overlay', help='PNG of the image with the mask tinted')
   sg.add_argument('--previews', help='folder for the coarse-to-fine decodes of the first mask')
   sg.add_argument('--max-new-tokens', type=int, default=64)
+  sg.add_argument('--batch-size', type=int, default=8, help='--batch: questions per model call')
   sg.set_defaults(func=_segment)
 
   tr = sub.add_parser('train', help='train or fine-tune; rerun the same command to resume',

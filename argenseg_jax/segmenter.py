@@ -1,15 +1,19 @@
 """Segment images from referring expressions with a loaded ARGenSeg (host-side API).
 
-  seg = Segmenter.load('ckpt/argenseg')
+  seg = Segmenter.load('ckpt/argenseg', batch_size=8)
   [result] = seg.segment([image], ['Please segment the red circle.'])
   result.text, result.masks[0]          # answer text, bool [H, W]
 
-Prompts are left-padded to a multiple of `bucket` tokens so that one compiled sampler
-serves many prompt lengths; one compiled program per (batch size, bucket).
+Everything model-specific comes from the checkpoint's config (`train_pipeline.spec_for`):
+the ViT tile side S, the `<IMG_CONTEXT>` tokens per tile, the system prompt and the
+VQ-VAE resolution R. Prompts are left-padded to a multiple of `bucket` tokens and the
+batch to `batch_size` rows (copies of the last row), so one compiled sampler serves every
+call with up to `batch_size` questions of one length bucket.
 """
 
 import dataclasses
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -21,10 +25,11 @@ from PIL import Image
 from argenseg_jax import chat_template, image_io
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.pretrained import load_pretrained
-from argenseg_jax.sampler import SamplerConfig, generate
+from argenseg_jax.sampler import SamplerConfig, SamplerOutput, generate
 from argenseg_jax.tokenizer import AddedTokens, load_tokenizer
 from argenseg_jax.vqvae_tokenizer import VQVAETokenizer
 from data_pipelines.image_transforms import image_to_pixels
+from data_pipelines.train_pipeline import spec_for
 
 
 @dataclasses.dataclass
@@ -32,28 +37,39 @@ class Result:
   text: str                       # the answer, special tokens removed
   token_ids: list[int]            # the answer's ids (through eos)
   masks: list[np.ndarray]         # bool [H, W] per generated mask, at the image size
-  mask_images: list[np.ndarray]   # uint8 [256, 256, 3] decoded masks
+  mask_images: list[np.ndarray]   # uint8 [R, R, 3] decoded masks (R: VQ-VAE resolution)
   codes: list[np.ndarray]         # int [L] visual codes per mask
   out_of_masks: bool = False      # asked for more masks than the sampler had room for
 
 
+def _rgb(image) -> Image.Image:
+  """A PIL image (any mode), uint8 `[H, W, 3]` or a file path as an RGB PIL image."""
+  return image_io.to_rgb(image) if isinstance(image, Image.Image) else image_io.as_rgb(image)
+
+
 class Segmenter:
-  """An ARGenSeg model, its tokenizer and a compiled sampler."""
+  """An ARGenSeg model, its tokenizer and a compiled sampler for `batch_size` rows."""
 
   def __init__(self, model: ARGenSeg, cfg: ml_collections.ConfigDict, tokenizer: AddedTokens,
-               sampler: SamplerConfig = SamplerConfig(), *, bucket: int = 64,
-               max_prompt_tokens: int = 4096):
+               sampler: SamplerConfig = SamplerConfig(), *, batch_size: int = 1,
+               bucket: int = 64, max_prompt_tokens: int = 4096):
+    if batch_size < 1:
+      raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
     self.tokenizer = tokenizer
+    self.spec = spec_for(cfg)
     self.graphdef, self.state = nnx.split(model)
     self.sampler = dataclasses.replace(sampler, eos_token_id=tokenizer.token_id('<|im_end|>'))
     self.vqvae = VQVAETokenizer(model.image_tokenizer, cfg.vqvae)
+    self.batch_size = batch_size
     self.bucket = bucket
     self.max_prompt_tokens = max_prompt_tokens
 
   @classmethod
   def load(cls, checkpoint, **kwargs) -> 'Segmenter':
+    """From a checkpoint directory with its tokenizer files (checked first)."""
+    tokenizer = load_tokenizer(checkpoint)
     model, cfg = load_pretrained(checkpoint)
-    return cls(model, cfg, load_tokenizer(checkpoint), **kwargs)
+    return cls(model, cfg, tokenizer, **kwargs)
 
   @functools.cached_property
   def _generate(self):
@@ -61,43 +77,74 @@ class Segmenter:
         nnx.merge(self.graphdef, state), *args, self.sampler, jax.random.key(0)))
 
   def decode_masks(self, codes: np.ndarray, all_scales: bool = False) -> np.ndarray:
-    """Codes `[n, L]` -> uint8 images `[n, 256, 256, 3]` (or `[S, n, ...]` previews)."""
+    """Codes `[n, L]` -> uint8 images `[n, R, R, 3]` (or `[S, n, ...]` previews)."""
     return image_io.signed_to_uint8(
         self.vqvae.decode(self.vqvae.split_codes(codes), all_scales=all_scales))
 
-  def generate_ids(self, prompts: list[list[int]], pixels: np.ndarray):
-    """Raw sampler output for tokenised prompts and `[B, 448, 448, 3]` pixels."""
+  def _sample(self, prompts: list[list[int]], pixels: np.ndarray) -> SamplerOutput:
+    """The sampler on the rows padded to a multiple of `batch_size` (numpy arrays)."""
     longest = max(len(p) for p in prompts)
     if longest > self.max_prompt_tokens:
       raise ValueError(f'a prompt is {longest} tokens long, over the limit of '
                        f'{self.max_prompt_tokens}.')
+    rows = -(-len(prompts) // self.batch_size) * self.batch_size
+    prompts = list(prompts) + [prompts[-1]] * (rows - len(prompts))
+    pixels = np.concatenate([pixels, np.repeat(pixels[-1:], rows - len(pixels), axis=0)])
     width = -(-longest // self.bucket) * self.bucket
     pad = self.sampler.pad_token_id
     ids = np.array([[pad] * (width - len(p)) + list(p) for p in prompts], np.int32)
     mask = np.array([[0] * (width - len(p)) + [1] * len(p) for p in prompts], bool)
-    return self._generate(self.state, ids, mask, jnp.asarray(pixels),
-                          jnp.ones((len(prompts),), jnp.int32))
+    out = self._generate(self.state, ids, mask, jnp.asarray(pixels),
+                         jnp.ones((rows,), jnp.int32))
+    return SamplerOutput(*(np.asarray(x) for x in out))
 
-  def segment(self, images: list[Image.Image], prompts: list[str]) -> list[Result]:
-    """One result per (RGB image, question) pair; a question without `<image>` gets one."""
+  def generate_ids(self, prompts: list[list[int]], pixels: np.ndarray) -> SamplerOutput:
+    """Raw sampler output (numpy, one row per prompt) for tokenised prompts and their
+    `[B, S, S, 3]` pixels."""
+    if len(prompts) != len(pixels):
+      raise ValueError(f'{len(prompts)} prompts but {len(pixels)} image tiles (one per prompt).')
+    return SamplerOutput(*(x[:len(prompts)] for x in self._sample(prompts, pixels)))
+
+  def segment(self, images: Sequence, prompts: Sequence[str]) -> list[Result]:
+    """One result per (image, question) pair; images are PIL (any mode), uint8
+    `[H, W, 3]` or file paths; a question without `<image>` gets one. Runs `batch_size`
+    pairs at a time."""
     if len(images) != len(prompts):
       raise ValueError(f'{len(images)} images but {len(prompts)} prompts.')
-    ids = [chat_template.prompt_ids(self.tokenizer, p, max_length=self.max_prompt_tokens)
-           for p in prompts]
-    pixels = np.concatenate([image_to_pixels(img) for img in images])
-    out = self.generate_ids(ids, pixels)
-    tokens, codes, counts = (np.asarray(out.tokens), np.asarray(out.codes),
-                             np.asarray(out.num_masks))
+    images = [_rgb(img) for img in images]
+    ids = [chat_template.prompt_ids(self.tokenizer, p, tokens_per_tile=self.spec.image_tokens,
+                                    system=self.spec.system_prompt,
+                                    max_length=self.max_prompt_tokens) for p in prompts]
+    results = []
+    for start in range(0, len(images), self.batch_size):
+      end = start + self.batch_size
+      results += self._segment_batch(images[start:end], ids[start:end])
+    return results
+
+  def _segment_batch(self, images: list[Image.Image], ids: list[list[int]]) -> list[Result]:
+    """At most `batch_size` RGB images and their prompt ids -> results."""
+    pixels = np.concatenate([image_to_pixels(img, size=self.spec.image_size)
+                             for img in images])
+    out = self._sample(ids, pixels)
+    decoded = self._decode_all(out.codes, out.num_masks)
     results = []
     for row, image in enumerate(images):
-      answer = tokens[row].tolist()
+      answer = out.tokens[row].tolist()
       if self.sampler.eos_token_id in answer:
         answer = answer[:answer.index(self.sampler.eos_token_id) + 1]
-      n = int(counts[row])
-      mask_images = list(self.decode_masks(codes[row, :n])) if n else []
+      n = int(out.num_masks[row])
       results.append(Result(
           text=self.tokenizer.decode(answer, skip_special=True), token_ids=answer,
-          masks=[image_io.mask_from_generated(m, image.size) for m in mask_images],
-          mask_images=mask_images, codes=list(codes[row, :n]),
-          out_of_masks=bool(np.asarray(out.out_of_masks)[row])))
+          masks=[image_io.mask_from_generated(m, image.size) for m in decoded[row]],
+          mask_images=decoded[row], codes=list(out.codes[row, :n]),
+          out_of_masks=bool(out.out_of_masks[row])))
     return results
+
+  def _decode_all(self, codes: np.ndarray, counts: np.ndarray) -> list[list[np.ndarray]]:
+    """Each row's first `counts[row]` masks, uint8 `[R, R, 3]`, from codes `[B, P, L]`
+    decoded in one VQ-VAE call (one compiled shape: B = `batch_size`)."""
+    if not counts.any():
+      return [[] for _ in counts]
+    images = self.decode_masks(codes.reshape(-1, codes.shape[-1]))
+    images = images.reshape(codes.shape[:2] + images.shape[1:])
+    return [list(images[row, :n]) for row, n in enumerate(counts)]

@@ -1,7 +1,7 @@
 """Referring-segmentation evaluation of a `Segmenter` over a source of `RefSample`s.
 
-  report = evaluate(Segmenter.load(ckpt), data_spec.open_source('custom:val.jsonl'),
-                    batch_size=8, out_dir='out/eval')
+  report = evaluate(Segmenter.load(ckpt, batch_size=8),
+                    data_spec.open_source('custom:val.jsonl'), batch_size=8, out_dir='out/eval')
   report['metrics']['cIoU']
 
 Protocols: 'object' asks one question per sample with all its sentences joined, as the
@@ -97,12 +97,10 @@ def batches(source: Sequence[RefSample], indices: range, protocol: str, batch_si
     yield batch, read
 
 
-def predict(segmenter, batch: list[Query], batch_size: int) -> list[np.ndarray | None]:
-  """First answer mask per query (None: no mask). The batch is padded with its last
-  query to `batch_size` so the segmenter compiles one batch shape."""
-  padded = batch + [batch[-1]] * (batch_size - len(batch))
-  results = segmenter.segment([q.image for q in padded], [q.prompt for q in padded])
-  return [r.masks[0] if r.masks else None for r in results[:len(batch)]]
+def predict(segmenter, batch: list[Query]) -> list[np.ndarray | None]:
+  """First answer mask per query (None: no mask)."""
+  results = segmenter.segment([q.image for q in batch], [q.prompt for q in batch])
+  return [r.masks[0] if r.masks else None for r in results]
 
 
 def _gather(acc: metrics.MetricAccumulator, rows: np.ndarray, counts: np.ndarray):
@@ -146,8 +144,7 @@ def evaluate_shard(segmenter, source: Sequence[RefSample], indices: range, *, pr
   acc, rows, skipped, overlays = metrics.MetricAccumulator(), [], [], []
   bar = Progress(len(indices), enabled=progress)
   for batch, read in batches(source, indices, protocol, batch_size, skipped):
-    preds = predict(segmenter, batch, batch_size) if batch else []
-    for q, pred in zip(batch, preds):
+    for q, pred in zip(batch, predict(segmenter, batch)):
       mask = pred if pred is not None else np.zeros_like(q.gt)
       s = metrics.score(mask, q.gt)
       acc.add(s)
@@ -224,7 +221,7 @@ def run_eval(args) -> int:
   from argenseg_jax.sampler import SamplerConfig  # pylint: disable=import-outside-toplevel
   from argenseg_jax.segmenter import Segmenter  # pylint: disable=import-outside-toplevel
   source = data_spec.open_source(args.data)
-  segmenter = Segmenter.load(args.checkpoint,
+  segmenter = Segmenter.load(args.checkpoint, batch_size=args.batch_size,
                              sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
   report = evaluate(segmenter, source, batch_size=args.batch_size, protocol=args.protocol,
                     out_dir=args.out, num_overlays=args.num_overlays,
