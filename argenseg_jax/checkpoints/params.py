@@ -15,10 +15,17 @@ def abstract(ctor: Callable[[nnx.Rngs], nnx.Module]) -> nnx.Module:
   return nnx.eval_shape(lambda: ctor(nnx.Rngs(0)))
 
 
+def init_rngs(seed: int) -> nnx.Rngs:
+  """Rngs for random initialisation: XLA's RngBitGenerator ('rbg') instead of threefry
+  compiles the init of a model with ~100 convolutions about twice as fast on CPU.
+  Reproducible per seed on one platform (bits may differ across backends)."""
+  return nnx.Rngs(jax.random.key(seed, impl='rbg'))
+
+
 def init(ctor: Callable[[nnx.Rngs], nnx.Module], seed: int = 0) -> nnx.Module:
   """`ctor(rngs)` randomly initialised in one compiled program (not op by op)."""
   graphdef = nnx.graphdef(abstract(ctor))
-  return nnx.merge(graphdef, jax.jit(lambda: nnx.state(ctor(nnx.Rngs(seed))))())
+  return nnx.merge(graphdef, jax.jit(lambda: nnx.state(ctor(init_rngs(seed))))())
 
 
 def flat_params(model: nnx.Module) -> dict:

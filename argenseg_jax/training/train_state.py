@@ -66,13 +66,13 @@ def layout(ctor: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransformat
 def init_state(ctor: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransformation,
                lay: Layout, frozen_parts: Sequence[str] = FROZEN_PARTS, seed: int = 0,
                model: nnx.Module | None = None) -> TrainState:
-  """A fresh state: random (`ctor(nnx.Rngs(seed))` in one compiled program, born
+  """A fresh state: random (`ctor(params.init_rngs(seed))` in one compiled program, born
   sharded) or, given `model`, its weights placed on the mesh."""
   def fresh(params, frozen):
     return TrainState(jnp.zeros((), jnp.int32), params, frozen, tx.init(params))
   if model is None:
     def random_init():
-      _, params, frozen = split(ctor(nnx.Rngs(seed)), frozen_parts)
+      _, params, frozen = split(ctor(params_lib.init_rngs(seed)), frozen_parts)
       return fresh(params, frozen)
     return jax.jit(random_init, out_shardings=lay.shardings)()
   _, params, frozen = split(model, frozen_parts)
