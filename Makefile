@@ -20,7 +20,7 @@ demo: install
 	$(VENV)/bin/argenseg vae-roundtrip --out out/demo_reconstruction.png $(ARGS)
 
 test: install
-	$(PY) -m pytest -q -m "not slow" $(ARGS)
+	$(PY) -m pytest -q -m "not slow" --durations=15 $(ARGS)
 
 test-all: install
 	$(PY) -m pytest -q $(ARGS)
