@@ -96,6 +96,7 @@ def test_streaming_equals_in_memory_conversion(cfg, hf, old_params, small_pieces
   assert (out / 'added_tokens.json').read_text() == (hf / 'added_tokens.json').read_text()
 
 
+@pytest.mark.slow
 def test_streaming_onto_a_mesh(cfg, hf, abstract, old_params, tmp_path):
   mesh = sharding.make_mesh(fsdp=2, tensor=2, devices=jax.devices()[:4])
   out = pretrained.convert_pretrained(hf, tmp_path / 'm', vqvae_config=cfg.vqvae, mesh=mesh)
