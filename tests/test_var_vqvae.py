@@ -84,9 +84,10 @@ def test_api_shapes_and_internal_consistency(small_model):
   assert all(c.dtype == jnp.int32 for c in codes)
   assert var_in.shape == (2, var_vqvae.num_tokens(cfg.patch_nums) - 1, cfg.z_channels)
   np.testing.assert_allclose(seq_in, var_in, atol=1e-5)
-  np.testing.assert_allclose(img_from_fhat, img, atol=1e-5)
+  # the decoder turns f32 summation-order noise (~1e-7) into up to ~2e-5 on [-1, 1] images
+  np.testing.assert_allclose(img_from_fhat, img, atol=5e-5)
   assert previews.shape == (len(cfg.patch_nums), 2, 64, 64, 3)
-  np.testing.assert_allclose(previews[-1], img, atol=1e-5)
+  np.testing.assert_allclose(previews[-1], img, atol=5e-5)
   assert float(jnp.abs(img).max()) <= 1.0
 
 
