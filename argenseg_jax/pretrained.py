@@ -30,6 +30,7 @@ from argenseg_jax.models.argenseg import ARGenSeg
 
 FORMAT = 'argenseg-jax/argenseg'
 META_FILE = 'argenseg.json'
+SAFETENSORS_FILE = 'params.safetensors'
 ARCHITECTURES = ('InternVLGenSeg', 'InternVLChatModel')
 VAE_PREFIX = 'image_tokenizer.'
 
@@ -67,27 +68,33 @@ TOKENIZER_FILES = ('tokenizer.model', 'byte_tokenizer.json', 'added_tokens.json'
 
 def _write_dir(out_dir, cfg: ml_collections.ConfigDict, tokenizer_dir,
                write_params) -> pathlib.Path:
-  """Writes `out_dir/{argenseg.json, params/}` atomically: the tokenizer files of
-  `tokenizer_dir` (if any) copied, then `write_params(params_dir)`."""
+  """Writes `out_dir/{argenseg.json, params...}` atomically: the tokenizer files of
+  `tokenizer_dir` (if any) copied, then `write_params(out_dir)`."""
   with atomic_directory(out_dir) as tmp:
     for name in TOKENIZER_FILES:
       if tokenizer_dir is not None and (pathlib.Path(tokenizer_dir) / name).is_file():
         shutil.copyfile(pathlib.Path(tokenizer_dir) / name, tmp / name)
-    write_params(tmp / 'params')
+    write_params(tmp)
     (tmp / META_FILE).write_text(json.dumps(
         {'format': FORMAT, 'version': 1, 'config': cfg.to_dict()}, indent=1))
   return pathlib.Path(out_dir)
 
 
 def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,
-                    tokenizer_dir=None) -> pathlib.Path:
-  """Writes `out_dir/{argenseg.json, params/}` (orbax) atomically, with the tokenizer
-  files of `tokenizer_dir` copied along."""
-  def write_params(params_dir):
+                    tokenizer_dir=None, params_format: str = 'orbax') -> pathlib.Path:
+  """Writes `out_dir/{argenseg.json, params/}` (orbax) or, with `params_format=
+  'safetensors'`, `out_dir/{argenseg.json, params.safetensors}` (one file, for small
+  models shipped in the package) atomically, with the tokenizer files of
+  `tokenizer_dir` copied along."""
+  def write_orbax(tmp):
     checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(params_dir, nnx.to_pure_dict(nnx.state(model, nnx.Param)))
+    checkpointer.save(tmp / 'params', nnx.to_pure_dict(nnx.state(model, nnx.Param)))
     checkpointer.wait_until_finished()
-  return _write_dir(out_dir, cfg, tokenizer_dir, write_params)
+  writers = {'orbax': write_orbax,
+             'safetensors': lambda tmp: params.save_safetensors(model, tmp / SAFETENSORS_FILE)}
+  if params_format not in writers:
+    raise ValueError(f'params_format must be one of {sorted(writers)}, got {params_format!r}.')
+  return _write_dir(out_dir, cfg, tokenizer_dir, writers[params_format])
 
 
 def _from_ours(path: pathlib.Path) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
@@ -96,6 +103,8 @@ def _from_ours(path: pathlib.Path) -> tuple[ARGenSeg, ml_collections.ConfigDict]
     raise CheckpointError(f'{path / META_FILE}: format {meta.get("format")!r}, expected {FORMAT!r}.')
   cfg = config_args.from_json(meta['config'])
   model = params.abstract(functools.partial(ARGenSeg, cfg))
+  if (path / SAFETENSORS_FILE).is_file():
+    return params.load_safetensors(model, path / SAFETENSORS_FILE), cfg
   target = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   restored = ocp.StandardCheckpointer().restore(path / 'params', target)
   return params.with_params(model, conversion.flatten(restored)), cfg
@@ -140,5 +149,5 @@ def convert_pretrained(src, dst, *, vae=None,
   like = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   shardings = None if mesh is None else conversion.flatten(
       nnx.to_pure_dict(nnx.state(sharding.param_shardings(model, mesh), nnx.Param)))
-  return _write_dir(dst, cfg, src, lambda params_dir: streaming.save_in_groups(
-      params_dir, reads, like, shardings))
+  return _write_dir(dst, cfg, src, lambda tmp: streaming.save_in_groups(
+      tmp / 'params', reads, like, shardings))

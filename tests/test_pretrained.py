@@ -1,15 +1,17 @@
 """Loading ARGenSeg from Hugging Face-style directories and our orbax format."""
 
+import functools
 import json
 import os
 
 import numpy as np
 import pytest
 
-from argenseg_jax import pretrained
+from argenseg_jax import config_args, pretrained
 from argenseg_jax.checkpoints import params
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_safetensors
 from argenseg_jax.models import argenseg_io, var_vqvae_io
+from argenseg_jax.models.argenseg import ARGenSeg
 from tests.conftest import golden_fixture
 from tests.helpers import make_hf_dir
 
@@ -31,13 +33,35 @@ def test_sharded_hf_dir_and_our_format_load_the_same_weights(hf_dir, fixture_vqv
   direct = argenseg_io.from_state_dict(
       read_safetensors(golden_fixture('argenseg') / 'model.safetensors'), cfg)
   ours = pretrained.save_pretrained(model, cfg, tmp_path / 'ours')
+  one_file = pretrained.save_pretrained(model, cfg, tmp_path / 'one_file',
+                                        params_format='safetensors')
+  assert sorted(p.name for p in one_file.iterdir()) == ['argenseg.json', 'params.safetensors']
   restored, restored_cfg = pretrained.load_pretrained(ours)
-  assert restored_cfg.to_dict() == cfg.to_dict()
+  from_file, file_cfg = pretrained.load_pretrained(one_file)
+  assert restored_cfg.to_dict() == file_cfg.to_dict() == cfg.to_dict()
   want = params.flat_params(direct)
-  for got in (params.flat_params(model), params.flat_params(restored)):
+  for got in (params.flat_params(model), params.flat_params(restored),
+              params.flat_params(from_file)):
     assert got.keys() == want.keys()
     for k in want:
       np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]), err_msg=k)
+
+
+def test_one_file_format_checks_every_key(tmp_path):
+  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+  cfg = config_args.load_config('argenseg:variant=tiny')
+  model = params.init(functools.partial(ARGenSeg, cfg))
+  out = pretrained.save_pretrained(model, cfg, tmp_path / 'm', params_format='safetensors')
+  flat = read_safetensors(out / pretrained.SAFETENSORS_FILE)
+  key = 'word_embed/kernel'
+  save_file({**flat, key: flat[key][:1]}, str(out / pretrained.SAFETENSORS_FILE))
+  with pytest.raises(CheckpointError, match=key):
+    pretrained.load_pretrained(out)
+  save_file({k: v for k, v in flat.items() if k != key}, str(out / pretrained.SAFETENSORS_FILE))
+  with pytest.raises(CheckpointError, match=key):
+    pretrained.load_pretrained(out)
+  with pytest.raises(ValueError, match='params_format'):
+    pretrained.save_pretrained(model, cfg, tmp_path / 'x', params_format='pickle')
 
 
 def test_errors_name_the_problem(hf_dir, fixture_vqvae, tmp_path):

@@ -50,6 +50,22 @@ def with_params(model: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
   return nnx.merge(graphdef, params, rest)
 
 
+def save_safetensors(model: nnx.Module, path) -> None:
+  """Writes the model's parameters to one safetensors file, keyed by `flat_params` path."""
+  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+  save_file({k: np.asarray(v) for k, v in flat_params(model).items()}, str(path))
+
+
+def load_safetensors(model: nnx.Module, path) -> nnx.Module:
+  """`model` (abstract) filled from a `save_safetensors` file; a missing, unused or
+  misshaped key is a `CheckpointError` naming it."""
+  from argenseg_jax.checkpoints.torch_files import read_safetensors  # pylint: disable=import-outside-toplevel
+  wanted = shapes(model)
+  flat = conversion.convert([conversion.Rule(k, k) for k in wanted], read_safetensors(path),
+                            wanted)
+  return with_params(model, flat)
+
+
 def from_checkpoint(ctor: Callable[[nnx.Rngs], nnx.Module], table, checkpoint,
                     **convert_kwargs) -> nnx.Module:
   """`ctor(rngs)` with its parameters converted from `checkpoint` through `table`

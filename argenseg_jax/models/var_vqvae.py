@@ -35,10 +35,10 @@ def phi_index_per_scale(num_scales: int, num_phi: int) -> tuple[int, ...]:
 class ResnetBlock(nnx.Module):
   """`x -> shortcut(x) + conv2(silu(norm2(conv1(silu(norm1(x))))))`."""
 
-  def __init__(self, in_ch: int, out_ch: int, rngs: nnx.Rngs):
-    self.norm1 = group_norm(in_ch, rngs)
+  def __init__(self, in_ch: int, out_ch: int, rngs: nnx.Rngs, groups: int = 32):
+    self.norm1 = group_norm(in_ch, rngs, groups=groups)
     self.conv1 = conv2d(in_ch, out_ch, 3, rngs)
-    self.norm2 = group_norm(out_ch, rngs)
+    self.norm2 = group_norm(out_ch, rngs, groups=groups)
     self.conv2 = conv2d(out_ch, out_ch, 3, rngs)
     self.nin_shortcut = conv2d(in_ch, out_ch, 1, rngs) if in_ch != out_ch else None
 
@@ -51,8 +51,8 @@ class ResnetBlock(nnx.Module):
 class AttnBlock(nnx.Module):
   """Single-head self-attention over the `h*w` positions, 1x1-conv q/k/v."""
 
-  def __init__(self, ch: int, rngs: nnx.Rngs):
-    self.norm = group_norm(ch, rngs)
+  def __init__(self, ch: int, rngs: nnx.Rngs, groups: int = 32):
+    self.norm = group_norm(ch, rngs, groups=groups)
     self.qkv = conv2d(ch, 3 * ch, 1, rngs)
     self.proj_out = conv2d(ch, ch, 1, rngs)
 
@@ -88,10 +88,12 @@ class Level(nnx.Module):
   """One resolution level: res blocks, each optionally followed by attention, then an
   optional resample (`Downsample` in the encoder, `Upsample` in the decoder)."""
 
-  def __init__(self, channels: Sequence[int], with_attn: bool, resample, rngs: nnx.Rngs):
-    self.block = nnx.List([ResnetBlock(i, o, rngs)
+  def __init__(self, channels: Sequence[int], with_attn: bool, resample, rngs: nnx.Rngs,
+               groups: int = 32):
+    self.block = nnx.List([ResnetBlock(i, o, rngs, groups)
                            for i, o in zip(channels[:-1], channels[1:])])
-    self.attn = nnx.List([AttnBlock(o, rngs) for o in channels[1:]] if with_attn else [])
+    self.attn = nnx.List([AttnBlock(o, rngs, groups) for o in channels[1:]]
+                         if with_attn else [])
     self.resample_name = None if resample is None else resample.__name__.lower()
     if resample is not None:
       setattr(self, self.resample_name, resample(channels[-1], rngs))
@@ -109,10 +111,10 @@ class Level(nnx.Module):
 class Mid(nnx.Module):
   """ResnetBlock -> AttnBlock -> ResnetBlock at the lowest resolution."""
 
-  def __init__(self, ch: int, rngs: nnx.Rngs):
-    self.block_1 = ResnetBlock(ch, ch, rngs)
-    self.attn_1 = AttnBlock(ch, rngs)
-    self.block_2 = ResnetBlock(ch, ch, rngs)
+  def __init__(self, ch: int, rngs: nnx.Rngs, groups: int = 32):
+    self.block_1 = ResnetBlock(ch, ch, rngs, groups)
+    self.attn_1 = AttnBlock(ch, rngs, groups)
+    self.block_2 = ResnetBlock(ch, ch, rngs, groups)
 
   def __call__(self, h: jax.Array) -> jax.Array:
     return self.block_2(self.attn_1(self.block_1(h)))
@@ -122,17 +124,17 @@ class Encoder(nnx.Module):
   """`[B, H, W, 3] -> [B, H/16, W/16, z]` (for 5 levels)."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
-    ch, mult, n = cfg.ch, tuple(cfg.ch_mult), cfg.num_res_blocks
+    ch, mult, n, groups = cfg.ch, tuple(cfg.ch_mult), cfg.num_res_blocks, norm_groups(cfg)
     self.conv_in = conv2d(3, ch, 3, rngs)
     ins = (1,) + mult
     last = len(mult) - 1
     self.down = nnx.List([
         Level([ch * ins[i]] + [ch * mult[i]] * n, i == last,
-              None if i == last else Downsample, rngs)
+              None if i == last else Downsample, rngs, groups)
         for i in range(len(mult))])
     top = ch * mult[-1]
-    self.mid = Mid(top, rngs)
-    self.norm_out = group_norm(top, rngs)
+    self.mid = Mid(top, rngs, groups)
+    self.norm_out = group_norm(top, rngs, groups=groups)
     self.conv_out = conv2d(top, cfg.z_channels, 3, rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -146,18 +148,18 @@ class Decoder(nnx.Module):
   """`[B, h, w, z] -> [B, 16h, 16w, 3]` (unclamped)."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
-    ch, mult, n = cfg.ch, tuple(cfg.ch_mult), cfg.num_res_blocks
+    ch, mult, n, groups = cfg.ch, tuple(cfg.ch_mult), cfg.num_res_blocks, norm_groups(cfg)
     last = len(mult) - 1
     top = ch * mult[-1]
     self.conv_in = conv2d(cfg.z_channels, top, 3, rngs)
-    self.mid = Mid(top, rngs)
+    self.mid = Mid(top, rngs, groups)
     # up[i] runs at level i; the forward pass goes from the last level to level 0.
     block_in = [ch * mult[i + 1] if i < last else top for i in range(len(mult))]
     self.up = nnx.List([
         Level([block_in[i]] + [ch * mult[i]] * (n + 1), i == last,
-              None if i == 0 else Upsample, rngs)
+              None if i == 0 else Upsample, rngs, groups)
         for i in range(len(mult))])
-    self.norm_out = group_norm(ch * mult[0], rngs)
+    self.norm_out = group_norm(ch * mult[0], rngs, groups=groups)
     self.conv_out = conv2d(ch * mult[0], 3, 3, rngs)
 
   def __call__(self, z: jax.Array) -> jax.Array:
@@ -331,6 +333,15 @@ def check_config(cfg: ml_collections.ConfigDict) -> None:
         '1,2,3,4,5,6,8,10,13,16 or res=512 with 1,2,3,4,6,9,13,18,24,32.')
   if list(cfg.patch_nums) != sorted(set(cfg.patch_nums)):
     raise ValueError(f'patch_nums must be strictly increasing, got {cfg.patch_nums}.')
+  widths = sorted({cfg.ch * m for m in cfg.ch_mult})
+  if any(w % norm_groups(cfg) for w in widths):
+    raise ValueError(f'norm_groups {norm_groups(cfg)} must divide every level width '
+                     f'ch * ch_mult = {widths}.')
+
+
+def norm_groups(cfg: ml_collections.ConfigDict) -> int:
+  """GroupNorm groups: VAR's 32 unless the config sets `norm_groups` (small models)."""
+  return cfg.get('norm_groups', 32)
 
 
 def num_tokens(patch_nums: Sequence[int]) -> int:

@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 
 from argenseg_jax import config_args
-from argenseg_jax.checkpoints import conversion, params
+from argenseg_jax.checkpoints import params
 from argenseg_jax.checkpoints.atomic import atomic_directory
 from argenseg_jax.checkpoints.conversion import Rule
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_pth, read_safetensors
@@ -125,10 +125,8 @@ def from_torch_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections
 
 def save_vqvae(model: VQVAE, cfg: ml_collections.ConfigDict, out_dir) -> pathlib.Path:
   """Writes `out_dir/{config.json, params.safetensors}` atomically (temp dir + rename)."""
-  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
   with atomic_directory(out_dir) as tmp:
-    save_file({k: np.asarray(v) for k, v in params.flat_params(model).items()},
-              str(tmp / PARAMS_FILE))
+    params.save_safetensors(model, tmp / PARAMS_FILE)
     (tmp / 'config.json').write_text(json.dumps(
         {'format': FORMAT, 'version': 1, 'model': cfg.to_dict()}, indent=1))
   return pathlib.Path(out_dir)
@@ -154,12 +152,7 @@ def load_vqvae(path, cfg: ml_collections.ConfigDict | None = None) -> tuple[VQVA
     if cfg is not None and cfg.to_dict() != stored.to_dict():
       raise CheckpointError(f'{path} was saved with config {stored.to_dict()}, which '
                             f'differs from the requested {cfg.to_dict()}.')
-    model = abstract_vqvae(stored)
-    shapes = params.shapes(model)
-    flat = read_safetensors(path / PARAMS_FILE)
-    table = [Rule(k, k) for k in shapes]
-    flat = conversion.convert(table, flat, shapes)
-    return params.with_params(model, flat), stored
+    return params.load_safetensors(abstract_vqvae(stored), path / PARAMS_FILE), stored
   if cfg is None:
     cfg = config_args.load_config('var_vqvae')
   if path.suffix == '.safetensors':
