@@ -1,9 +1,9 @@
 """A small VAR multi-scale VQ-VAE for 128 px masks of the synthetic domain.
 
-The frozen `image_tokenizer` of the bundled tiny ARGenSeg model: scales 1,2,3,4,6,8 (78
+The frozen `image_tokenizer` of the bundled small ARGenSeg model: scales 1,2,3,4,6,8 (130
 tokens) at 128 px. Five levels (`ch_mult` of length 5) downsample by 16, so the latent is
 8x8 = the last scale. `ch=16` needs `norm_groups=8` (VAR's GroupNorm(32) cannot split 16
-channels). `variant=tiny` (32 px, scales 1,2) only shrinks sizes, for tests. Any train
+channels). `variant=tiny` (16 px, scales 1,2,4) only shrinks sizes, for tests. Any train
 field can be overridden, e.g. `steps=50,batch_size=4`.
 
 Train (2 CPU cores) and write the tokenizer:
