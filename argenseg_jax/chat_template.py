@@ -35,6 +35,17 @@ def referring_conversation(sentences) -> list[dict]:
           {'from': 'gpt', 'value': REFERRING_ANSWER}]
 
 
+def referring_dialogue(expressions) -> list[dict]:
+  """One referring question and `<mask>` answer per expression about the same image;
+  `<image>` only in the first question (the first exchange is `referring_conversation`)."""
+  turns = []
+  for k, expression in enumerate(expressions):
+    question = referring_question([expression])
+    turns += [{'from': 'human', 'value': question if k == 0 else question.removeprefix(f'{IMAGE}\n')},
+              {'from': 'gpt', 'value': REFERRING_ANSWER}]
+  return turns
+
+
 def expand_image(text: str, num_tiles: int, tokens_per_tile: int = 256) -> str:
   """`<image>` -> `<img><IMG_CONTEXT>... </img>`; exactly one `<image>` per image."""
   count = text.count(IMAGE)

@@ -5,7 +5,8 @@
   refcoco:DIR@SPLIT_BY:SPLIT        refs(SPLIT_BY).p + instances.json in DIR, e.g.
                                     refcoco:data/refcoco@unc:val, refcoco:data/refcocog@umd:test
   synthetic:seed=123,n=500          generated scenes (data_pipelines/synthetic_scenes.py);
-                                    also size=INT, no_target_fraction=FLOAT
+                                    also size=INT, no_target_fraction=FLOAT,
+                                    questions=INT (follow-up questions per scene)
 
 `parse` checks the syntax and that the named paths exist; `open_source` imports the
 reader module only then (tfds and friends load only when used). Each kind's reader call
@@ -76,7 +77,8 @@ def _refcoco(rest: str) -> dict[str, Any]:
 
 # synthetic spec key -> (SyntheticScenes argument, type); n and seed are required.
 SYNTHETIC_KEYS = {'n': ('num_samples', int), 'seed': ('seed', int), 'size': ('size', int),
-                  'no_target_fraction': ('no_target_fraction', float)}
+                  'no_target_fraction': ('no_target_fraction', float),
+                  'questions': ('questions', int)}
 
 
 def _synthetic(rest: str) -> dict[str, Any]:

@@ -51,6 +51,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from argenseg_jax import chat_template
 from data_pipelines.ref_sample import RefSample
 
 REFERENCE_SIZE = 128  # the pixel lengths below are for this canvas size
@@ -136,6 +137,11 @@ class Scene:
   background: np.ndarray
   objects: tuple[SceneObject, ...]
   referent: Referent
+  follow_ups: tuple[Referent, ...] = ()  # further questions about the same layout
+
+  @property
+  def referents(self) -> tuple[Referent, ...]:
+    return (self.referent,) + self.follow_ups
 
   def image(self) -> np.ndarray:
     """uint8 `[H, W, 3]`."""
@@ -144,10 +150,11 @@ class Scene:
       image[obj.region][obj.footprint()] = obj.rgb
     return image
 
-  def mask(self) -> np.ndarray:
-    """bool `[H, W]`: the union of the targets (all False without a target)."""
+  def mask(self, referent: Referent | None = None) -> np.ndarray:
+    """bool `[H, W]`: the union of the targets of `referent` (default: the scene's
+    expression); all False without a target."""
     mask = np.zeros(self.background.shape[:2], bool)
-    for i in self.referent.targets:
+    for i in (referent or self.referent).targets:
       mask[self.objects[i].region] |= self.objects[i].footprint()
     return mask
 
@@ -325,12 +332,17 @@ class SyntheticScenes:
   """Random-access source of synthetic `RefSample`s (see the module docstring).
 
   templates: names of `TEMPLATES` to draw from (default all); `num_objects`: the
-  inclusive range of objects drawn per scene.
+  inclusive range of objects drawn per scene. `questions > 1` adds up to `questions - 1`
+  follow-up expressions about the same layout (each drawn like the first, texts
+  distinct): the sample becomes a multi-turn conversation with one mask per answer
+  (more training signal per image; the first turn is the single-question sample).
   """
 
   def __init__(self, num_samples: int, seed: int, size: int = REFERENCE_SIZE,
                no_target_fraction: float = 0.15, num_objects: tuple[int, int] = (2, 6),
-               templates: Sequence[str] = tuple(TEMPLATES)):
+               templates: Sequence[str] = tuple(TEMPLATES), questions: int = 1):
+    if questions < 1:
+      raise ValueError(f'questions must be >= 1, got {questions}.')
     if num_samples < 0 or seed < 0:
       raise ValueError(f'need num_samples >= 0 and seed >= 0, got {num_samples}, {seed}.')
     if not 0 <= no_target_fraction <= 1:
@@ -351,6 +363,7 @@ class SyntheticScenes:
     self.size = size
     self.no_target_fraction = no_target_fraction
     self.num_objects = tuple(num_objects)
+    self.questions = questions
     self.gap = max(1, round(GAP * size / REFERENCE_SIZE))
     self.margin = MARGIN * size / REFERENCE_SIZE
 
@@ -363,23 +376,48 @@ class SyntheticScenes:
     if not 0 <= i < self.num_samples:
       raise IndexError(f'index {i} out of range for {self.num_samples} samples.')
     rng = np.random.default_rng([self.seed, i])
-    no_target = rng.random() < self.no_target_fraction
-    names = self.no_target_templates if no_target else self.target_templates
+    names = self._names(rng)
     background = _background(rng, self.size)
     for _ in range(MAX_LAYOUT_TRIES):
       objects = _objects(rng, self.size, self.num_objects, self.gap)
-      options = {n: c for n in names if (c := TEMPLATES[n](objects, self.margin))}
-      if options:
-        name = _pick(rng, tuple(options))
-        text, targets = _pick(rng, options[name])
-        return Scene(background, objects, Referent(name, text, targets))
+      first = self._referent(rng, objects, names)
+      if first is not None:
+        referents = [first]
+        for _ in range(self.questions - 1):
+          follow_up = self._referent(rng, objects, self._names(rng),
+                                     {r.text for r in referents})
+          referents += [follow_up] if follow_up else []
+        return Scene(background, objects, first, tuple(referents[1:]))
     raise ValueError(f'{self._origin(i)}: no layout in {MAX_LAYOUT_TRIES} tries has a '
                      f'candidate for templates {list(names)}.')
 
+  def _names(self, rng: np.random.Generator) -> tuple[str, ...]:
+    """The template family of one question: no-target with `no_target_fraction`."""
+    no_target = rng.random() < self.no_target_fraction
+    return self.no_target_templates if no_target else self.target_templates
+
+  def _referent(self, rng: np.random.Generator, objects: Sequence[SceneObject],
+                names: Sequence[str], used: set[str] = frozenset()) -> Referent | None:
+    """A template of `names` that fits `objects`, then one of its expressions not in
+    `used`; None if there is none."""
+    options = {}
+    for n in names:
+      if candidates := [c for c in TEMPLATES[n](objects, self.margin) if c[0] not in used]:
+        options[n] = candidates
+    if not options:
+      return None
+    name = _pick(rng, tuple(options))
+    text, targets = _pick(rng, options[name])
+    return Referent(name, text, targets)
+
   def __getitem__(self, i: int) -> RefSample:
     scene = self.scene(i)
+    conversation = None
+    if scene.follow_ups:
+      conversation = chat_template.referring_dialogue([r.text for r in scene.referents])
     return RefSample(image=scene.image(), sentences=[scene.referent.text],
-                     masks=[scene.mask()], origin=self._origin(int(i)))
+                     masks=[scene.mask(r) for r in scene.referents],
+                     origin=self._origin(int(i)), conversation=conversation)
 
   def _origin(self, i: int) -> str:
     return f'synthetic(seed={self.seed})[{i}]'

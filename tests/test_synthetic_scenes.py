@@ -170,6 +170,30 @@ def test_template_subset_and_size():
     _resolve(scene.referent.text, scene.objects, src.margin)
 
 
+def test_follow_up_questions(source):
+  multi = ss.SyntheticScenes(NUM, source.seed, size=source.size, questions=3)
+  counts = []
+  for i in range(40):
+    single, scene = source.scene(i), multi.scene(i)
+    assert scene.referent == single.referent  # the first question is the single one's
+    assert np.array_equal(scene.image(), single.image())
+    texts = [r.text for r in scene.referents]
+    assert len(set(texts)) == len(texts) <= 3
+    for r in scene.referents:
+      assert tuple(sorted(_resolve(r.text, scene.objects, multi.margin))) == tuple(sorted(r.targets))
+    sample = multi[i]
+    assert len(sample.masks) == len(texts)
+    if len(texts) > 1:  # a dialogue: one question per expression, the image in the first
+      turns = sample.conversation
+      assert len(turns) == 2 * len(texts) and turns[0]['value'].startswith('<image>')
+      assert all(text in t['value'] for text, t in zip(texts, turns[::2]))
+      assert sum(t['value'].count('<image>') for t in turns) == 1
+    for r, m in zip(scene.referents, sample.masks):
+      assert np.array_equal(m, scene.mask(r))
+    counts.append(len(texts))
+  assert max(counts) == 3 and min(counts) >= 1
+
+
 def test_invalid_arguments(source):
   with pytest.raises(ValueError, match='unknown templates'):
     ss.SyntheticScenes(1, 0, templates=('colour_shape', 'the_moon'))
@@ -177,6 +201,8 @@ def test_invalid_arguments(source):
     ss.SyntheticScenes(1, 0, templates=('colour_shape',))
   with pytest.raises(ValueError, match='no_target_fraction'):
     ss.SyntheticScenes(1, 0, no_target_fraction=1.5)
+  with pytest.raises(ValueError, match='questions'):
+    ss.SyntheticScenes(1, 0, questions=0)
   with pytest.raises(IndexError):
     source[NUM]
 
