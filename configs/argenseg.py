@@ -7,7 +7,13 @@ vocab 5000 text + 13 specials + 4096 codes = 9109, the real-structure VQ-VAE); `
 switches the mask schedule to 2240 tokens. `variant=tiny` is the CPU training config of
 the tests: 64-px images (patch 8: 16 image tokens), InternLM2 2 x 64, a byte-level
 vocabulary (`ByteTokenizer`: 259 bytes, `<|im_start|>`, `<|im_end|>`, the 13 specials)
-and a 64-px VQ-VAE with scales 1,2,3,4 (30 tokens, 64 codes). Checkpoints bring their own config
+and a 64-px VQ-VAE with scales 1,2,3,4 (30 tokens, 64 codes). `variant=small` is the
+bundled model (`configs/train_bundled.py`): 128-px synthetic scenes (patch 8: 64 image
+tokens, one per 16x16 cell of the 8x8 mask latent), a trainable ViT 2 x 128, InternLM2
+4 x 192, the byte vocabulary and the mask VQ-VAE of `configs/mask_vqvae.py` (scales
+1,2,3,4,6,8: 130 tokens, 256 codes). Trained from scratch, it starts from 2D sine-cosine
+position tables (`posemb_init`, `slot_init`: image patches and mask cells know where
+they are) instead of the original's random / zero ones. Checkpoints bring their own config
 (`load_pretrained`); these are for building from scratch and for benchmarks.
 
   python benchmarks/sampler_bench.py --config argenseg:variant=mid
@@ -20,7 +26,9 @@ from argenseg_jax import chat_template, config_args
 SPECIALS = ('<img>', '</img>', '<IMG_CONTEXT>', '<quad>', '</quad>', '<ref>', '</ref>',
             '<box>', '</box>', '<mask>', '<ge_start>', '<ge_end>', '<MASK_CONTEXT>')
 CHAT_TOKENS = ('<|im_start|>', '<|im_end|>')
-FIRST_SPECIAL = {'8b': 92544, 'mid': 5000, 'tiny': 259 + len(CHAT_TOKENS)}
+BYTE_VARIANTS = ('tiny', 'small')
+FIRST_SPECIAL = {'8b': 92544, 'mid': 5000,
+                 **{v: 259 + len(CHAT_TOKENS) for v in BYTE_VARIANTS}}
 
 
 def token_ids(first: int) -> dict[str, int]:
@@ -37,6 +45,14 @@ def _tiny_parts():
   return image, llm, vqvae
 
 
+def _small_parts():
+  image = config_args.load_config('internvl_vision:variant=tiny,freeze_backbone=false')
+  image.vision.update(image_size=128, patch_size=8, posemb_init='sincos2d')
+  llm = config_args.load_config('internlm2:variant=small')
+  image.llm_hidden_size = llm.hidden_size
+  return image, llm, config_args.load_config('mask_vqvae').model
+
+
 def get_config(arg=None):
   args = config_args.parse_arg(arg, variant='mid', res=256)
   if args.variant not in FIRST_SPECIAL:
@@ -48,6 +64,8 @@ def get_config(arg=None):
     llm = config_args.load_config('internlm2:variant=7b')
   elif args.variant == 'tiny':
     image, llm, vqvae = _tiny_parts()
+  elif args.variant == 'small':
+    image, llm, vqvae = _small_parts()
   else:
     image = config_args.load_config('internvl_vision:variant=tiny')
     image.vision.update(hidden_size=256, intermediate_size=1024, num_attention_heads=4)
@@ -55,11 +73,12 @@ def get_config(arg=None):
     llm = config_args.load_config('internlm2:variant=mid')
   llm.vocab_size = ids['<MASK_CONTEXT>'] + 1 + vqvae.vocab_size
   # byte-level models name their added tokens in id order (`ByteTokenizer.with_tokens`)
-  tiny = args.variant == 'tiny'
+  byte_level = args.variant in BYTE_VARIANTS
   return ml_collections.ConfigDict(dict(
       name='argenseg', image=image, llm=llm, vqvae=vqvae,
-      byte_tokens=CHAT_TOKENS + SPECIALS if tiny else (),
-      system_prompt='' if tiny else chat_template.SYSTEM_PROMPT,
+      slot_init='sincos2d' if args.variant == 'small' else 'zeros',
+      byte_tokens=CHAT_TOKENS + SPECIALS if byte_level else (),
+      system_prompt='' if byte_level else chat_template.SYSTEM_PROMPT,
       img_context_token_id=ids['<IMG_CONTEXT>'],
       tokens=dict(img_context_token_id=ids['<IMG_CONTEXT>'],
                   gen_start_token_id=ids['<ge_start>'], gen_end_token_id=ids['<ge_end>'],

@@ -3,7 +3,8 @@
 `get_config('variant=7b')` is internlm2_5-7b-chat as extended by ARGenSeg (32 layers,
 width 4096, 32 q / 8 kv heads, vocab 96653); `variant=mid` is the size of the speed
 baseline in `shared/reference/baseline.md` (8 layers, width 1024, 16 / 8 heads, vocab
-9109); `variant=tiny` is for tests. All share one code path.
+9109); `variant=small` is the bundled model's decoder (4 x 128); `variant=tiny` is for
+tests. All share one code path.
 
   python benchmarks/llm_bench.py --config internlm2:variant=mid
 """
@@ -17,6 +18,8 @@ VARIANTS = {
                num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8),
     'mid': dict(vocab_size=9109, hidden_size=1024, intermediate_size=2816,
                 num_hidden_layers=8, num_attention_heads=16, num_key_value_heads=8),
+    'small': dict(vocab_size=512, hidden_size=128, intermediate_size=384,
+                  num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2),
     'tiny': dict(vocab_size=512, hidden_size=64, intermediate_size=176,
                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
 }

@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from argenseg_jax.layers import posemb
 from argenseg_jax.layers.linear import dense
 from argenseg_jax.layers.losses import masked_cross_entropy
 from argenseg_jax.models.internvl_chat import InternVLChat, replace_rows
@@ -43,11 +44,19 @@ class ARGenSeg(InternVLChat):
                        f'{cfg.tokens.visual_token_base} + VQ-VAE vocab {cfg.vqvae.vocab_size}: '
                        'the last rows of the output head must be the visual codes.')
     zeros = nnx.initializers.zeros_init()  # the effective init of the original
-    self.word_embed = dense(z, d, (None, 'embed'), rngs, kernel_init=zeros)
-    self.pos_1LC = nnx.Param(zeros(rngs.params(), (1, num_tokens(self.patch_nums), d)),
-                             out_sharding=(None, None, 'embed'))
+    if cfg.get('slot_init', 'zeros') == 'sincos2d':  # training from scratch
+      # cells of every scale at their position in one frame (units: final-scale cells)
+      last = self.patch_nums[-1]
+      pos = jnp.concatenate([posemb.sincos_2d(*posemb.grid_points(pn, last), d)
+                             for pn in self.patch_nums])[None]
+      word_init, lvl_init = nnx.initializers.lecun_normal(), nnx.initializers.normal(0.5)
+    else:
+      pos = zeros(rngs.params(), (1, num_tokens(self.patch_nums), d))
+      word_init, lvl_init = zeros, zeros
+    self.word_embed = dense(z, d, (None, 'embed'), rngs, kernel_init=word_init)
+    self.pos_1LC = nnx.Param(pos, out_sharding=(None, None, 'embed'))
     self.lvl_embed = nnx.Embed(len(self.patch_nums), d,
-                               embedding_init=nnx.with_partitioning(zeros, (None, 'embed')),
+                               embedding_init=nnx.with_partitioning(lvl_init, (None, 'embed')),
                                rngs=rngs)
     self.image_tokenizer = VQVAE(cfg.vqvae, rngs)
 

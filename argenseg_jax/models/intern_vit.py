@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from argenseg_jax.layers import posemb
 from argenseg_jax.layers.conv import conv2d_patch
 from argenseg_jax.layers.linear import RMSNorm, dense, norm
 from argenseg_jax.layers.resize import bicubic_resize
@@ -27,8 +28,12 @@ class Embeddings(nnx.Module):
     init = nnx.initializers.normal(cfg.initializer_range)
     self.class_embedding = nnx.Param(init(rngs.params(), (1, 1, c)),
                                      out_sharding=(None, None, 'embed'))
-    self.position_embedding = nnx.Param(init(rngs.params(), (1, 1 + self.grid ** 2, c)),
-                                        out_sharding=(None, None, 'embed'))
+    if cfg.get('posemb_init', 'normal') == 'sincos2d':  # training from scratch
+      grid = posemb.sincos_2d(*posemb.grid_points(self.grid, self.grid), c)
+      pos = jnp.concatenate([jnp.zeros((1, c)), grid])[None]
+    else:  # the original's
+      pos = init(rngs.params(), (1, 1 + self.grid ** 2, c))
+    self.position_embedding = nnx.Param(pos, out_sharding=(None, None, 'embed'))
     self.patch_embedding = conv2d_patch(cfg.num_channels, c, cfg.patch_size, rngs)
 
   def __call__(self, pixels: jax.Array) -> jax.Array:

@@ -1,0 +1,40 @@
+"""2D sine-cosine position tables and the from-scratch init switches that use them."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from argenseg_jax.checkpoints import params
+from argenseg_jax.config_args import load_config
+from argenseg_jax.layers import posemb
+from argenseg_jax.models.argenseg import ARGenSeg
+
+
+def test_sincos_2d_values():
+  ys, xs = posemb.grid_points(2, 8)  # centres 2 and 6 of an 8-unit frame
+  np.testing.assert_allclose(ys, [2, 2, 6, 6])
+  np.testing.assert_allclose(xs, [2, 6, 2, 6])
+  emb = np.asarray(posemb.sincos_2d(ys, xs, 8))  # frequencies 1 and 1/100
+  np.testing.assert_allclose(emb[1], [np.sin(6), np.sin(0.06), np.cos(6), np.cos(0.06),
+                                      np.sin(2), np.sin(0.02), np.cos(2), np.cos(0.02)],
+                             rtol=1e-6)
+  with pytest.raises(ValueError, match='divisible by 4'):
+    posemb.sincos_2d(ys, xs, 6)
+
+
+def test_small_model_starts_from_sincos_tables_and_the_others_do_not():
+  small = params.init(functools.partial(ARGenSeg, load_config('argenseg:variant=small')))
+  pos = np.asarray(small.pos_1LC[0])
+  # slot 0 (the 1x1 scale) and the 2x2 scale's cells share one frame with the 8x8 cells:
+  # the 1x1 cell sits at the centre (4, 4), the first 2x2 cell at (2, 2)
+  want = posemb.sincos_2d(np.array([4.0, 2.0]), np.array([4.0, 2.0]), pos.shape[1])
+  np.testing.assert_allclose(pos[:2], want, atol=1e-6)
+  vit = np.asarray(small.vision.vision_model.embeddings.position_embedding[0])
+  np.testing.assert_allclose(vit[0], 0)  # the class token's
+  np.testing.assert_allclose(
+      vit[1:3], posemb.sincos_2d(np.array([0.5, 0.5]), np.array([0.5, 1.5]), vit.shape[1]),
+      atol=1e-6)
+  tiny = params.init(functools.partial(ARGenSeg, load_config('argenseg:variant=tiny')))
+  assert not np.asarray(tiny.pos_1LC[...]).any()  # the original's zero init
+  assert not np.asarray(tiny.word_embed.kernel[...]).any()
