@@ -2,6 +2,8 @@
 
   model            config spec of the model trained from scratch (byte-level variants)
   init_from        or: our / Hugging Face-style checkpoint directory to fine-tune
+  image_tokenizer  a VQ-VAE directory (`vqvae_trainer` or `argenseg convert vae` output)
+                   loaded into the frozen image tokenizer of a model trained from scratch
   data.spec        the `--data` syntax of `data_pipelines/data_spec.py`
   batch_size       global examples per optimizer step (split over processes), made of
                    `accum_steps` micro batches
@@ -14,7 +16,7 @@ import ml_collections
 
 def base_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      model='argenseg:variant=tiny', init_from='',
+      model='argenseg:variant=tiny', init_from='', image_tokenizer='',
       data=dict(spec='synthetic:seed=0,n=4096', length_buckets=(1024, 2048, 4096, 8192),
                 max_masks=1, workers=0),
       batch_size=8, accum_steps=1, num_steps=100, seed=0,

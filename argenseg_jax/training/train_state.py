@@ -80,6 +80,19 @@ def init_state(ctor: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransfo
   return jax.jit(fresh, out_shardings=lay.shardings)(params, frozen)
 
 
+def with_image_tokenizer(state: TrainState, lay: Layout, vqvae: nnx.Module) -> TrainState:
+  """`state` with the frozen `image_tokenizer` replaced by `vqvae`'s variables (a mask
+  VQ-VAE trained beforehand, e.g. by `argenseg_jax.training.vqvae_trainer`)."""
+  if any('image_tokenizer' in ''.join(map(str, path)) for path, _ in nnx.to_flat_state(state.params)):
+    raise ValueError('the image tokenizer is trainable here; add "image_tokenizer" to the '
+                     'frozen parts to load a trained one.')
+  loaded = dict(nnx.to_flat_state(nnx.state(vqvae)))
+  flat = [(path, loaded[path[1:]] if path[0] == 'image_tokenizer' else value)
+          for path, value in nnx.to_flat_state(state.frozen)]
+  frozen = jax.device_put(nnx.from_flat_state(flat), lay.shardings.frozen)
+  return state.replace(frozen=frozen)
+
+
 def model_of(lay: Layout, state: TrainState) -> nnx.Module:
   """The model with `state`'s weights (for export or evaluation)."""
   return nnx.merge(lay.graphdef, state.params, state.frozen)

@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from argenseg_jax import config_args, distributed, sharding
+from argenseg_jax.models import var_vqvae_io
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.progress import Progress
 from argenseg_jax.tokenizer import ByteTokenizer, load_tokenizer
@@ -128,6 +129,9 @@ def train(config: ml_collections.ConfigDict, workdir) -> dict:
     logging.info('resumed from step %d of %s', int(state.step), ckpt.directory)
   else:
     state = train_state.init_state(ctor, tx, lay, config.frozen, config.seed, pretrained_model)
+    if config.image_tokenizer:
+      state = train_state.with_image_tokenizer(
+          state, lay, var_vqvae_io.load_vqvae(config.image_tokenizer, model_cfg.vqvae)[0])
   step_fn = train_step.make_train_step(
       lay, tx, mesh, schedule=optimizer.learning_rate(config.optimizer, config.num_steps),
       accum_steps=config.accum_steps, compute_dtype=jnp.dtype(config.compute_dtype),

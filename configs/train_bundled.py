@@ -1,0 +1,37 @@
+"""Train the bundled small ARGenSeg from scratch on synthetic scenes (2 CPU cores).
+
+  argenseg train --config configs/train_bundled.py --workdir /tmp/bundled
+
+`argenseg:variant=small` (trainable ViT 2 x 128, InternLM2 4 x 192, byte vocabulary) on
+`synthetic:seed=0` scenes at 128 px, with the frozen mask VQ-VAE shipped in
+`argenseg_jax/assets/mask_vqvae` (itself reproduced by `configs/mask_vqvae.py`; pass
+`image_tokenizer=DIR` to use another). The export (`/tmp/bundled/export`) is what ships
+in `argenseg_jax/assets/argenseg_small`.
+Expected: TODO
+"""
+
+import pathlib
+
+from argenseg_jax import config_args
+from argenseg_jax.training.defaults import base_config
+
+MASK_VQVAE = pathlib.Path(__file__).resolve().parent.parent / 'argenseg_jax' / 'assets' / 'mask_vqvae'
+
+
+def get_config(arg=None):
+  args = config_args.parse_arg(arg, steps=600, samples=50000, batch_size=16, lr=2e-3,
+                               questions=1, image_tokenizer=str(MASK_VQVAE))
+  config = base_config()
+  config.model = 'argenseg:variant=small'
+  config.image_tokenizer = args.image_tokenizer
+  config.frozen = ('image_tokenizer',)
+  config.data.spec = f'synthetic:seed=0,n={args.samples},size=128,questions={args.questions}'
+  # one question: 368-382 tokens; each follow-up question and answer adds up to 320
+  config.data.length_buckets = (384 + 320 * (args.questions - 1),)
+  config.data.max_masks = args.questions
+  config.data.workers = 1
+  config.update(batch_size=args.batch_size, num_steps=args.steps, compute_dtype='float32',
+                remat=False, log_every=10)
+  config.optimizer.update(lr=args.lr, warmup_ratio=0.05, weight_decay=0.01)
+  config.checkpoint.update(every=100, keep=1)
+  return config
