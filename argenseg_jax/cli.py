@@ -17,6 +17,8 @@ import time
 
 from absl import flags
 
+from argenseg_jax import bundled
+
 DEMO_MASK = pathlib.Path(__file__).parent / 'assets' / 'demo_mask.png'
 
 
@@ -73,22 +75,46 @@ def _convert(args) -> int:
   return 0
 
 
-def _segment(args) -> int:
+def _segment_jobs(args) -> list[tuple[str, str, str | None]]:
+  """`(image, question, mask path or None)` per request, from the flags or `--batch`."""
   import json  # pylint: disable=import-outside-toplevel
+  from argenseg_jax import chat_template  # pylint: disable=import-outside-toplevel
+  if args.prompt and args.expression:
+    raise ValueError('give --prompt (a whole question) or --expression (wrapped in the '
+                     'referring question the models were trained with), not both.')
+  text = args.prompt or (args.expression and chat_template.referring_question([args.expression]))
+  if args.batch:
+    if text or args.image:
+      raise ValueError('--batch FILE.jsonl replaces --image/--prompt/--expression.')
+    path = pathlib.Path(args.batch)
+    if not path.is_file():
+      raise FileNotFoundError(f'--batch {path}: no such file.')
+    jobs = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+      if line.strip():
+        try:
+          row = json.loads(line)
+          question = row.get('prompt') or chat_template.referring_question([row['expression']])
+          jobs.append((row['image'], question, row.get('out')))
+        except (ValueError, KeyError, AttributeError) as e:
+          raise ValueError(f'{path}:{n}: expected {{"image", "prompt" or "expression", '
+                           f'"out"?}}, got {line[:80]!r} ({e!r}).') from None
+    if not jobs:
+      raise ValueError(f'{path} holds no {{"image", "prompt"}} lines.')
+    return jobs
+  if args.image is None and args.checkpoint == str(bundled.MODEL):
+    args.image = str(bundled.SCENE)
+  if not (args.image and text):
+    raise ValueError('give --image and --prompt/--expression (the bundled model alone '
+                     'defaults to the bundled scene), or --batch FILE.jsonl.')
+  return [(args.image, text, args.out)]
+
+
+def _segment(args) -> int:
   from argenseg_jax import image_io  # pylint: disable=import-outside-toplevel
   from argenseg_jax.sampler import SamplerConfig  # pylint: disable=import-outside-toplevel
   from argenseg_jax.segmenter import Segmenter  # pylint: disable=import-outside-toplevel
-  if bool(args.batch) == bool(args.image or args.prompt):
-    raise ValueError('give either --image and --prompt, or --batch FILE.jsonl.')
-  if args.batch:
-    lines = [json.loads(l) for l in pathlib.Path(args.batch).read_text().splitlines() if l.strip()]
-    jobs = [(l['image'], l['prompt'], l.get('out')) for l in lines]
-    if not jobs:
-      raise ValueError(f'{args.batch} holds no {{"image", "prompt"}} lines.')
-  else:
-    if not (args.image and args.prompt):
-      raise ValueError('--image and --prompt go together.')
-    jobs = [(args.image, args.prompt, args.out)]
+  jobs = _segment_jobs(args)
   images = [image_io.read_rgb(j[0]) for j in jobs]
   seg = Segmenter.load(args.checkpoint, batch_size=min(args.batch_size, len(jobs)),
                        sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
@@ -159,11 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
   sg = sub.add_parser('segment', help='segment an image from a referring expression',
                       description='Generate the answer and its mask(s) for an image and a '
                       'question (or a jsonl of {"image", "prompt", "out"} lines).')
-  sg.add_argument('--checkpoint', required=True, help='our checkpoint (argenseg convert '
-                  'model) or a Hugging Face-style ARGenSeg directory, with tokenizer files')
-  sg.add_argument('--image', help='RGB image (any PIL format)')
-  sg.add_argument('--prompt', help='question, e.g. "Please segment the red circle."')
-  sg.add_argument('--batch', help='jsonl file: one {"image", "prompt", "out"?} per line')
+  sg.add_argument('--checkpoint', default=str(bundled.MODEL),
+                  help='our checkpoint (argenseg convert model / argenseg train export) or a '
+                  'Hugging Face-style ARGenSeg directory (default: the bundled small model)')
+  sg.add_argument('--image', help='RGB image (any PIL format; default with the bundled '
+                  'model: its demo scene)')
+  sg.add_argument('--prompt', help='a whole question, e.g. "<image>\\nPlease segment the red '
+                  'circle."')
+  sg.add_argument('--expression', help='a referring expression, e.g. "the red circle", '
+                  "asked in the original's referring question (what the models were trained on)")
+  sg.add_argument('--batch', help='jsonl file: one {"image", "prompt" or "expression", '
+                  '"out"?} per line')
   sg.add_argument('--out', help='mask PNG (default: IMAGE_mask.png)')
   sg.add_argument('--overlay', help='PNG of the image with the mask tinted')
   sg.add_argument('--previews', help='folder for the coarse-to-fine decodes of the first mask')

@@ -13,6 +13,7 @@ call with up to `batch_size` questions of one length bucket.
 
 import dataclasses
 import functools
+import pathlib
 from collections.abc import Sequence
 
 import jax
@@ -67,6 +68,11 @@ class Segmenter:
   @classmethod
   def load(cls, checkpoint, **kwargs) -> 'Segmenter':
     """From a checkpoint directory with its tokenizer files (checked first)."""
+    if not pathlib.Path(checkpoint).is_dir():
+      raise FileNotFoundError(
+          f'checkpoint {checkpoint}: no such directory. Give a directory written by '
+          '`argenseg convert model` or `argenseg train` (WORKDIR/export), a Hugging '
+          'Face-style ARGenSeg directory, or leave --checkpoint out for the bundled model.')
     tokenizer = load_tokenizer(checkpoint)
     model, cfg = load_pretrained(checkpoint)
     return cls(model, cfg, tokenizer, **kwargs)
