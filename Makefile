@@ -14,10 +14,10 @@ $(VENV)/.installed: setup.py
 
 install: $(VENV)/.installed
 
-# Main job. Until the bundled ARGenSeg model lands this is the VQ-VAE round trip of a
-# bundled mask (random weights unless ARGS="--checkpoint vae_ch160v4096z32.pth").
+# Main job (until the bundled ARGenSeg segments): the bundled scene's mask through the
+# bundled mask VQ-VAE -> multi-scale codes -> reconstruction, previews and the IoU.
 demo: install
-	$(VENV)/bin/argenseg vae-roundtrip --out out/demo_reconstruction.png $(ARGS)
+	$(VENV)/bin/argenseg vae-roundtrip --out out/mask_roundtrip.png --previews out/previews $(ARGS)
 
 test: install
 	$(PY) -m pytest -q -m "not slow" --durations=15 $(ARGS)

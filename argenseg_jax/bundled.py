@@ -1,17 +1,14 @@
-"""What ships inside the package: the small ARGenSeg, its mask VQ-VAE and a demo scene.
+"""What ships inside the package: the mask VQ-VAE of the synthetic domain and a demo mask.
 
-  argenseg segment --expression "the big red triangle"     # bundled model, bundled scene
+  argenseg vae-roundtrip          # the scene's mask through the bundled mask VQ-VAE
 
-`MODEL` is `argenseg:variant=small` trained from scratch on synthetic referring scenes by
-`configs/train_bundled.py` (its docstring has the command and the expected metrics);
-`MASK_VQVAE` is its frozen image tokenizer, trained by `configs/mask_vqvae.py`. `SCENE` is
-scene 6 of `synthetic:seed=2027` (held out: the model trained on seed 0).
+`MASK_VQVAE` was trained by `configs/mask_vqvae.py` (its docstring has the command and the
+held-out figures). `SCENE_MASK` is the union of the five objects of scene 6 of
+`synthetic:seed=2027` (never used for training).
 """
 
 import pathlib
 
 ASSETS = pathlib.Path(__file__).resolve().parent / 'assets'
-MODEL = ASSETS / 'argenseg_small'
 MASK_VQVAE = ASSETS / 'mask_vqvae'
-SCENE = ASSETS / 'scene.png'
-SCENE_EXPRESSION = 'the big red triangle'
+SCENE_MASK = ASSETS / 'scene_mask.png'

@@ -19,8 +19,6 @@ from absl import flags
 
 from argenseg_jax import bundled
 
-DEMO_MASK = pathlib.Path(__file__).parent / 'assets' / 'demo_mask.png'
-
 
 def _vae_roundtrip(args) -> int:
   import numpy as np  # pylint: disable=import-outside-toplevel
@@ -33,12 +31,14 @@ def _vae_roundtrip(args) -> int:
   cfg = load_config(args.config) if args.config else None
   if args.checkpoint:
     tok = VQVAETokenizer.load(args.checkpoint, cfg)
-  else:
-    cfg = cfg or load_config('var_vqvae')
-    print('WARNING: no --checkpoint given: using RANDOM weights, so the reconstruction is '
-          'noise. Pass --checkpoint vae_ch160v4096z32.pth (or a converted directory) for '
-          'real results.', file=sys.stderr)
+  elif cfg is not None:
+    print('WARNING: --config without --checkpoint: using RANDOM weights, so the '
+          'reconstruction is noise. Pass --checkpoint vae_ch160v4096z32.pth (or a converted '
+          'directory) for real results.', file=sys.stderr)
     tok = VQVAETokenizer.random(cfg, seed=0)
+  else:
+    print(f'using the bundled mask VQ-VAE ({bundled.MASK_VQVAE})')
+    tok = VQVAETokenizer.load(bundled.MASK_VQVAE)
   x = mask_to_vae_input(mask, tok.cfg.resolution)[None]
   t0 = time.perf_counter()
   codes = tok.encode(x)
@@ -102,11 +102,8 @@ def _segment_jobs(args) -> list[tuple[str, str, str | None]]:
     if not jobs:
       raise ValueError(f'{path} holds no {{"image", "prompt"}} lines.')
     return jobs
-  if args.image is None and args.checkpoint == str(bundled.MODEL):
-    args.image = str(bundled.SCENE)
   if not (args.image and text):
-    raise ValueError('give --image and --prompt/--expression (the bundled model alone '
-                     'defaults to the bundled scene), or --batch FILE.jsonl.')
+    raise ValueError('give --image and --prompt/--expression, or --batch FILE.jsonl.')
   return [(args.image, text, args.out)]
 
 
@@ -157,13 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
   rt = sub.add_parser('vae-roundtrip', help='tokenize a mask with the VQ-VAE and decode it',
-                      description='Encode a mask image into the 10-scale VQ-VAE codes and '
+                      description='Encode a mask image into the multi-scale VQ-VAE codes and '
                       'decode them back to a PNG (the mask path of ARGenSeg).')
-  rt.add_argument('--checkpoint', help='VAR .pth or a directory from `argenseg convert vae` '
-                  '(default: random weights, for a smoke test only)')
-  rt.add_argument('--config', help='config spec, e.g. var_vqvae:res=512 (default: the '
-                  "checkpoint's, or var_vqvae)")
-  rt.add_argument('--image', default=str(DEMO_MASK), help='mask image (default: bundled demo)')
+  rt.add_argument('--checkpoint', help='VAR .pth or a VQ-VAE directory (`argenseg convert '
+                  'vae`, `vqvae_trainer`); default: the bundled mask VQ-VAE')
+  rt.add_argument('--config', help="config spec, e.g. var_vqvae:res=512 (default: the "
+                  "checkpoint's); alone: random weights, for a smoke test")
+  rt.add_argument('--image', default=str(bundled.SCENE_MASK),
+                  help='mask image (default: the bundled scene\'s mask)')
   rt.add_argument('--out', default='out/vae_roundtrip.png', help='reconstruction PNG')
   rt.add_argument('--previews', help='folder for the coarse-to-fine decodes of every scale')
   rt.set_defaults(func=_vae_roundtrip)
@@ -185,11 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
   sg = sub.add_parser('segment', help='segment an image from a referring expression',
                       description='Generate the answer and its mask(s) for an image and a '
                       'question (or a jsonl of {"image", "prompt", "out"} lines).')
-  sg.add_argument('--checkpoint', default=str(bundled.MODEL),
+  sg.add_argument('--checkpoint', required=True,
                   help='our checkpoint (argenseg convert model / argenseg train export) or a '
-                  'Hugging Face-style ARGenSeg directory (default: the bundled small model)')
-  sg.add_argument('--image', help='RGB image (any PIL format; default with the bundled '
-                  'model: its demo scene)')
+                  'Hugging Face-style ARGenSeg directory, with tokenizer files')
+  sg.add_argument('--image', help='RGB image (any PIL format)')
   sg.add_argument('--prompt', help='a whole question, e.g. "<image>\\nPlease segment the red '
                   'circle."')
   sg.add_argument('--expression', help='a referring expression, e.g. "the red circle", '

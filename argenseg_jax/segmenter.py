@@ -72,7 +72,7 @@ class Segmenter:
       raise FileNotFoundError(
           f'checkpoint {checkpoint}: no such directory. Give a directory written by '
           '`argenseg convert model` or `argenseg train` (WORKDIR/export), a Hugging '
-          'Face-style ARGenSeg directory, or leave --checkpoint out for the bundled model.')
+          'Face-style ARGenSeg directory.')
     tokenizer = load_tokenizer(checkpoint)
     model, cfg = load_pretrained(checkpoint)
     return cls(model, cfg, tokenizer, **kwargs)

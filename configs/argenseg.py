@@ -8,12 +8,12 @@ switches the mask schedule to 2240 tokens. `variant=tiny` is the CPU training co
 the tests: 64-px images (patch 8: 16 image tokens), InternLM2 2 x 64, a byte-level
 vocabulary (`ByteTokenizer`: 259 bytes, `<|im_start|>`, `<|im_end|>`, the 13 specials)
 and a 64-px VQ-VAE with scales 1,2,3,4 (30 tokens, 64 codes). `variant=small` is the
-bundled model (`configs/train_bundled.py`): 128-px synthetic scenes (patch 8: 64 image
-tokens, one per 16x16 cell of the 8x8 mask latent), a trainable ViT 2 x 128, InternLM2
-4 x 192, the byte vocabulary and the mask VQ-VAE of `configs/mask_vqvae.py` (scales
-1,2,3,4,6,8: 130 tokens, 256 codes). Trained from scratch, it starts from 2D sine-cosine
-position tables (`posemb_init`, `slot_init`: image patches and mask cells know where
-they are) instead of the original's random / zero ones. Checkpoints bring their own config
+model of `configs/train_bundled.py`: 128-px synthetic scenes (patch 8: 64 image tokens,
+one per 16x16 cell of the 8x8 mask latent), a trainable ViT 2 x 64, InternLM2 4 x 128,
+the byte vocabulary and the mask VQ-VAE of `configs/mask_vqvae.py` (scales 1,2,3,4,6,8:
+130 tokens, 256 codes). Trained from scratch, it starts from 2D sine-cosine position
+tables (`posemb_init`, `slot_init`: image patches and mask cells know where they are)
+instead of the original's random / zero ones. Checkpoints bring their own config
 (`load_pretrained`); these are for building from scratch and for benchmarks.
 
   python benchmarks/sampler_bench.py --config argenseg:variant=mid

@@ -4,7 +4,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from argenseg_jax import cli
+from argenseg_jax import bundled, chat_template, cli
 from tests.conftest import REPO
 from tests.helpers import SMALL_VQVAE
 
@@ -25,6 +25,36 @@ def test_vae_roundtrip_writes_png_and_previews(tmp_path, capsys):
   assert len(list((tmp_path / 'previews').glob('scale*.png'))) == 4
   captured = capsys.readouterr()
   assert 'RANDOM weights' in captured.err and 'IoU' in captured.out
+
+
+def test_vae_roundtrip_defaults_to_the_bundled_mask_vqvae(tmp_path, capsys):
+  assert cli.main(['vae-roundtrip', '--out', str(tmp_path / 'rec.png')]) == 0
+  out = capsys.readouterr().out
+  assert 'bundled mask VQ-VAE' in out and '130 codes over scales (1, 2, 3, 4, 6, 8)' in out
+  iou = float(out.rsplit('=', 1)[1])
+  assert iou >= 0.85, out  # trained weights (random ones give ~0)
+  assert np.asarray(Image.open(tmp_path / 'rec.png')).shape == (128, 128, 3)
+
+
+def test_segment_requests(tmp_path, capsys):
+  parse = lambda *a: cli.build_parser().parse_args(['segment', '--checkpoint', 'c', *a])  # noqa: E731
+  [(image, question, out)] = cli._segment_jobs(parse('--image', 'a.png', '--expression', 'the cat'))  # pylint: disable=protected-access
+  assert (image, question, out) == ('a.png', chat_template.referring_question(['the cat']), None)
+  batch = tmp_path / 'jobs.jsonl'
+  batch.write_text('{"image": "a.png", "expression": "the dog", "out": "m.png"}\n'
+                   '{"image": "b.png", "prompt": "<image>\\nWhere?"}\n')
+  assert cli._segment_jobs(parse('--batch', str(batch))) == [  # pylint: disable=protected-access
+      ('a.png', chat_template.referring_question(['the dog']), 'm.png'),
+      ('b.png', '<image>\nWhere?', None)]
+  batch.write_text('{"image": "a.png"}\n')
+  for args, error in [(['--batch', str(batch)], 'jobs.jsonl:1: expected'),
+                      (['--prompt', 'a', '--expression', 'b'], 'not both'),
+                      (['--expression', 'b'], 'give --image and'),
+                      (['--image', 'x.png', '--expression', 'b'], 'image not found: x.png'),
+                      (['--image', str(bundled.SCENE_MASK), '--expression', 'b'],
+                       'nowhere: no such directory')]:
+    assert cli.main(['segment', '--checkpoint', str(tmp_path / 'nowhere'), *args]) == 2
+    assert error in capsys.readouterr().err, args
 
 
 def test_errors_are_reported_not_raised(tmp_path, capsys):
