@@ -23,18 +23,23 @@ def test_sincos_2d_values():
     posemb.sincos_2d(ys, xs, 6)
 
 
-def test_small_model_starts_from_sincos_tables_and_the_others_do_not():
-  small = params.init(functools.partial(ARGenSeg, load_config('argenseg:variant=small')))
-  pos = np.asarray(small.pos_1LC[0])
-  # slot 0 (the 1x1 scale) and the 2x2 scale's cells share one frame with the 8x8 cells:
-  # the 1x1 cell sits at the centre (4, 4), the first 2x2 cell at (2, 2)
-  want = posemb.sincos_2d(np.array([4.0, 2.0]), np.array([4.0, 2.0]), pos.shape[1])
+def test_from_scratch_init_uses_sincos_tables_and_the_default_does_not():
+  cfg = load_config('argenseg:variant=tiny')  # the original's init; `small` switches both
+  assert load_config('argenseg:variant=small').slot_init == 'sincos2d'
+  scratch = cfg.copy_and_resolve_references()
+  scratch.slot_init = 'sincos2d'
+  scratch.image.vision.posemb_init = 'sincos2d'
+  model = params.init(functools.partial(ARGenSeg, scratch))
+  pos = np.asarray(model.pos_1LC[0])
+  # every scale's cells share one frame with the last (4x4) scale's cells: the 1x1 cell
+  # sits at the centre (2, 2), the first 2x2 cell at (1, 1)
+  want = posemb.sincos_2d(np.array([2.0, 1.0]), np.array([2.0, 1.0]), pos.shape[1])
   np.testing.assert_allclose(pos[:2], want, atol=1e-6)
-  vit = np.asarray(small.vision.vision_model.embeddings.position_embedding[0])
+  vit = np.asarray(model.vision.vision_model.embeddings.position_embedding[0])
   np.testing.assert_allclose(vit[0], 0)  # the class token's
   np.testing.assert_allclose(
       vit[1:3], posemb.sincos_2d(np.array([0.5, 0.5]), np.array([0.5, 1.5]), vit.shape[1]),
       atol=1e-6)
-  tiny = params.init(functools.partial(ARGenSeg, load_config('argenseg:variant=tiny')))
-  assert not np.asarray(tiny.pos_1LC[...]).any()  # the original's zero init
-  assert not np.asarray(tiny.word_embed.kernel[...]).any()
+  original = params.init(functools.partial(ARGenSeg, cfg))
+  assert not np.asarray(original.pos_1LC[...]).any()  # zeros, as the original
+  assert not np.asarray(original.word_embed.kernel[...]).any()

@@ -83,7 +83,7 @@ def test_cli_segment(checkpoint, tmp_path, capsys):
                    '--out', str(tmp_path / 'm.png')]) == 0
   assert "'Please segment the red circle.' ->" in capsys.readouterr().out
   assert cli.main(['segment', '--checkpoint', str(checkpoint)]) == 2
-  assert 'either --image and --prompt' in capsys.readouterr().err
+  assert 'give --image and --prompt' in capsys.readouterr().err
   assert hf_dir.read_added_tokens(checkpoint)['<ge_start>'] == 1010  # tokenizer travelled
 
 

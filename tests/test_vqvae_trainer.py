@@ -31,7 +31,7 @@ def test_tiny_training_lowers_the_loss_and_writes_the_tokenizer(tmp_path):
 def test_shipped_mask_tokenizer_round_trips_held_out_masks():
   tok = VQVAETokenizer.load(ASSET)
   assert tok.patch_nums == (1, 2, 3, 4, 6, 8) and tok.cfg.resolution == 128
-  assert sum(f.stat().st_size for f in ASSET.iterdir()) < 2 * 2 ** 20
+  assert sum(f.stat().st_size for f in ASSET.iterdir()) < 4 * 2 ** 20  # a few MB
   masks, grey = vqvae_trainer.synthetic_masks(16, seed=7, res=128)  # trained on seed 0
   masks, grey = masks[masks.any((1, 2))], grey[masks.any((1, 2))]
   codes = tok.encode(np.asarray(vqvae_trainer.to_vae_input(grey)))
