@@ -83,7 +83,7 @@ def init_state(ctor: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransfo
 def with_image_tokenizer(state: TrainState, lay: Layout, vqvae: nnx.Module) -> TrainState:
   """`state` with the frozen `image_tokenizer` replaced by `vqvae`'s variables (a mask
   VQ-VAE trained beforehand, e.g. by `argenseg_jax.training.vqvae_trainer`)."""
-  if any('image_tokenizer' in ''.join(map(str, path)) for path, _ in nnx.to_flat_state(state.params)):
+  if any(path[0] == 'image_tokenizer' for path, _ in nnx.to_flat_state(state.params)):
     raise ValueError('the image tokenizer is trainable here; add "image_tokenizer" to the '
                      'frozen parts to load a trained one.')
   loaded = dict(nnx.to_flat_state(nnx.state(vqvae)))

@@ -15,7 +15,6 @@ Evaluation on held-out masks (`eval.seed`): round-trip IoU with the ARGenSeg thr
 
 import argparse
 import concurrent.futures
-import dataclasses
 import functools
 import json
 import pathlib
@@ -58,8 +57,7 @@ def synthetic_masks(num: int, seed: int, res: int, crowd_fraction: float = 0.0,
 
 def all_objects_mask(scene: Scene) -> np.ndarray:
   """bool `[H, W]`: the union of every object of `scene`."""
-  everything = Referent('all objects', '', tuple(range(len(scene.objects))))
-  return dataclasses.replace(scene, referent=everything).mask()
+  return scene.mask(Referent('all objects', '', tuple(range(len(scene.objects)))))
 
 
 def to_vae_input(grey: jax.Array) -> jax.Array:
