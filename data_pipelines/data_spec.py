@@ -6,7 +6,9 @@
                                     refcoco:data/refcoco@unc:val, refcoco:data/refcocog@umd:test
   synthetic:seed=123,n=500          generated scenes (data_pipelines/synthetic_scenes.py);
                                     also size=INT, no_target_fraction=FLOAT,
-                                    questions=INT (follow-up questions per scene)
+                                    questions=INT (follow-up questions per scene),
+                                    objects=LO-HI (objects per scene),
+                                    templates=NAME+NAME (expression templates drawn)
 
 `parse` checks the syntax and that the named paths exist; `open_source` imports the
 reader module only then (tfds and friends load only when used). Each kind's reader call
@@ -75,10 +77,23 @@ def _refcoco(rest: str) -> dict[str, Any]:
           'split': name}
 
 
+def _int_range(value: str) -> tuple[int, int]:
+  low, sep, high = value.partition('-')
+  return (int(low), int(high)) if sep else (int(value), int(value))
+
+
+def _names(value: str) -> tuple[str, ...]:
+  return tuple(value.split('+'))
+
+
+_int_range.__name__ = 'LO-HI integers'
+_names.__name__ = 'names joined by +'
+
 # synthetic spec key -> (SyntheticScenes argument, type); n and seed are required.
 SYNTHETIC_KEYS = {'n': ('num_samples', int), 'seed': ('seed', int), 'size': ('size', int),
                   'no_target_fraction': ('no_target_fraction', float),
-                  'questions': ('questions', int)}
+                  'questions': ('questions', int), 'objects': ('num_objects', _int_range),
+                  'templates': ('templates', _names)}
 
 
 def _synthetic(rest: str) -> dict[str, Any]:
@@ -106,7 +121,7 @@ KINDS = {
                   'PsalmReader', _psalm),
     'refcoco': Kind('refcoco:DIR@SPLIT_BY:SPLIT', 'data_pipelines.refcoco_reader',
                     'RefCocoReader', _refcoco),
-    'synthetic': Kind('synthetic:seed=INT,n=INT[,size=INT,no_target_fraction=F]',
+    'synthetic': Kind('synthetic:seed=INT,n=INT[,KEY=VALUE...]',
                       'data_pipelines.synthetic_scenes', 'SyntheticScenes', _synthetic),
 }
 

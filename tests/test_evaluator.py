@@ -171,7 +171,7 @@ def test_spec_errors(tmp_path):
     data_spec.parse(f'psalm:{tmp_path}/val.json@{tmp_path}/images')
   with pytest.raises(data_spec.DataSpecError, match='SPLIT_BY:SPLIT'):
     data_spec.parse(f'refcoco:{tmp_path}@unc')
-  for bad in ('n=5', 'seed=1,n=five', 'seed=1,n=5,colour=3'):
+  for bad in ('n=5', 'seed=1,n=five', 'seed=1,n=5,colour=3', 'seed=1,n=5,objects=a-b'):
     with pytest.raises(data_spec.DataSpecError, match='synthetic spec'):
       data_spec.parse(f'synthetic:{bad}')
 
@@ -185,6 +185,10 @@ def test_spec_parses(tmp_path):
       'root': tmp_path, 'split_by': 'unc', 'split': 'val'}
   assert data_spec.parse('synthetic:seed=1,n=5,no_target_fraction=0.5').kwargs == {
       'seed': 1, 'num_samples': 5, 'no_target_fraction': 0.5}
+  assert data_spec.parse('synthetic:seed=1,n=5,objects=1-2,templates=colour_shape+colour_all'
+                         ).kwargs == {'seed': 1, 'num_samples': 5, 'num_objects': (1, 2),
+                                      'templates': ('colour_shape', 'colour_all')}
+  assert data_spec.parse('synthetic:seed=1,n=5,objects=3').kwargs['num_objects'] == (3, 3)
   source = data_spec.open_source('synthetic:seed=0,n=2')
   assert len(source) == 2 and isinstance(source[1], RefSample)
 
