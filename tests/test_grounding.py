@@ -32,6 +32,7 @@ def test_scale_accuracy_by_hand():
   np.testing.assert_allclose(grounding.scale_accuracy(pred, labels, is_visual, levels), [0.5, 0.5])
 
 
+@pytest.mark.slow  # ~40 s: a tiny ARGenSeg is initialised and compiled
 def test_swapping_images_changes_a_model_that_reads_them(checkpoint):
   model, batch = grounding.load_batch(checkpoint, SPEC, 4)
   dep = grounding.image_dependence(model, batch)
@@ -44,6 +45,7 @@ def test_swapping_images_changes_a_model_that_reads_them(checkpoint):
   assert dep_same.accuracy_own == dep_same.accuracy_swapped
 
 
-def test_command_line_names_a_short_dataset(checkpoint):
+def test_command_line_names_a_short_dataset_before_loading_the_model(tmp_path):
   with pytest.raises(ValueError, match='fewer than --samples 8'):
-    grounding.main(['--checkpoint', str(checkpoint), '--data', SPEC, '--samples', '8'])
+    grounding.main(['--checkpoint', str(tmp_path / 'not_loaded'), '--data', SPEC,
+                    '--samples', '8'])

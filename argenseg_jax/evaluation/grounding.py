@@ -81,12 +81,12 @@ def image_dependence(model, batch: dict) -> Dependence:
 def load_batch(checkpoint: str, spec_text: str, samples: int):
   """`(model, batch)`: the checkpoint and its first `samples` examples of `spec_text`,
   encoded as in training (one mask per example)."""
-  model, cfg = pretrained.load_pretrained(checkpoint)
-  spec = train_pipeline.spec_for(cfg, length_buckets=BUCKETS, max_masks=1)
-  encode = train_pipeline.EncodeExample(load_tokenizer(checkpoint), spec)
   source = data_spec.open_source(spec_text)
   if len(source) < samples:
     raise ValueError(f'{spec_text} has {len(source)} samples, fewer than --samples {samples}.')
+  model, cfg = pretrained.load_pretrained(checkpoint)
+  spec = train_pipeline.spec_for(cfg, length_buckets=BUCKETS, max_masks=1)
+  encode = train_pipeline.EncodeExample(load_tokenizer(checkpoint), spec)
   examples = []
   for i in range(samples):
     sample = source[i]
