@@ -14,10 +14,10 @@ $(VENV)/.installed: setup.py
 
 install: $(VENV)/.installed
 
-# Main job (until the bundled ARGenSeg segments): the bundled scene's mask through the
-# bundled mask VQ-VAE -> multi-scale codes -> reconstruction, previews and the IoU.
+# Main job: the bundled small ARGenSeg segments the bundled scene ("the red circle"):
+# answer text, mask, overlay, per-scale previews and the IoU with the true mask.
 demo: install
-	$(VENV)/bin/argenseg vae-roundtrip --out out/mask_roundtrip.png --previews out/previews $(ARGS)
+	$(VENV)/bin/argenseg segment --out out/mask.png --overlay out/overlay.png --previews out/previews $(ARGS)
 
 test: install
 	$(PY) -m pytest -q -m "not slow" --durations=15 $(ARGS)

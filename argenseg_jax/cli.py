@@ -53,7 +53,7 @@ def _vae_roundtrip(args) -> int:
                          image_io.signed_to_uint8(img[0]))
   target = x[0].mean(-1) > 0
   pred = image_io.signed_to_uint8(final[0]).astype(np.float32).mean(-1) / 255 > 0.5
-  iou = (target & pred).sum() / max((target | pred).sum(), 1)
+  iou = _iou(pred, target)
   print(f'encoded {args.image} into {sum(c.size for c in codes)} codes over scales '
         f'{tok.patch_nums} ({t1 - t0:.2f}s incl. compile); decoded in {t2 - t1:.2f}s')
   print(f'reconstruction -> {out}   mask IoU(input, reconstruction) = {iou:.4f}')
@@ -102,18 +102,41 @@ def _segment_jobs(args) -> list[tuple[str, str, str | None]]:
     if not jobs:
       raise ValueError(f'{path} holds no {{"image", "prompt"}} lines.')
     return jobs
+  if not (args.image or text):
+    print(f'using the bundled scene ({bundled.SCENE.name}, "{bundled.SCENE_EXPRESSION}")')
+    args.target = args.target or str(bundled.SCENE_TARGET)
+    return [(str(bundled.SCENE), chat_template.referring_question([bundled.SCENE_EXPRESSION]),
+             args.out)]
   if not (args.image and text):
     raise ValueError('give --image and --prompt/--expression, or --batch FILE.jsonl.')
   return [(args.image, text, args.out)]
 
 
+def _iou(mask, target) -> float:
+  """IoU of a predicted `[H, W]` mask (None: no mask) with a boolean target; 1 if both empty."""
+  if mask is None:
+    return float(not target.any())
+  if mask.shape != target.shape:
+    raise ValueError(f'--target is {target.shape[1]}x{target.shape[0]} px, the image '
+                     f'{mask.shape[1]}x{mask.shape[0]}: give the mask of this image.')
+  union = (mask | target).sum()
+  return float((mask & target).sum() / union) if union else 1.0
+
+
 def _segment(args) -> int:
+  import numpy as np  # pylint: disable=import-outside-toplevel
   from argenseg_jax import image_io  # pylint: disable=import-outside-toplevel
   from argenseg_jax.sampler import SamplerConfig  # pylint: disable=import-outside-toplevel
   from argenseg_jax.segmenter import Segmenter  # pylint: disable=import-outside-toplevel
   jobs = _segment_jobs(args)
+  if args.target and len(jobs) > 1:
+    raise ValueError('--target compares one mask: use it with --image, not --batch.')
   images = [image_io.read_rgb(j[0]) for j in jobs]
-  seg = Segmenter.load(args.checkpoint, batch_size=min(args.batch_size, len(jobs)),
+  target = np.asarray(image_io.read_rgb(args.target)).mean(-1) > 127 if args.target else None
+  if not args.checkpoint:
+    print(f'using the bundled small ARGenSeg ({bundled.ARGENSEG_SMALL})')
+  seg = Segmenter.load(args.checkpoint or bundled.ARGENSEG_SMALL,
+                       batch_size=min(args.batch_size, len(jobs)),
                        sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
   results = seg.segment(images, [j[1] for j in jobs])
   for (path, prompt, out), image, res in zip(jobs, images, results):
@@ -126,6 +149,9 @@ def _segment(args) -> int:
       print(f'  mask -> {image_io.write_png(name, mask.astype("uint8") * 255)}')
       if args.overlay and k == 0 and len(jobs) == 1:
         print(f'  overlay -> {image_io.write_png(args.overlay, image_io.overlay(image, mask))}')
+    if target is not None:
+      first = res.masks[0] if res.masks else None
+      print(f'  mask IoU with {args.target}: {_iou(first, target):.4f}')
     if args.previews and res.codes:
       previews = seg.decode_masks(res.codes[0][None], all_scales=True)[:, 0]
       for si, img in enumerate(previews):
@@ -183,10 +209,12 @@ def build_parser() -> argparse.ArgumentParser:
   sg = sub.add_parser('segment', help='segment an image from a referring expression',
                       description='Generate the answer and its mask(s) for an image and a '
                       'question (or a jsonl of {"image", "prompt", "out"} lines).')
-  sg.add_argument('--checkpoint', required=True,
+  sg.add_argument('--checkpoint',
                   help='our checkpoint (argenseg convert model / argenseg train export) or a '
-                  'Hugging Face-style ARGenSeg directory, with tokenizer files')
-  sg.add_argument('--image', help='RGB image (any PIL format)')
+                  'Hugging Face-style ARGenSeg directory, with tokenizer files (default: the '
+                  'bundled small ARGenSeg of the synthetic domain)')
+  sg.add_argument('--image', help='RGB image (any PIL format; default, with no question '
+                  'either: the bundled scene and its expression)')
   sg.add_argument('--prompt', help='a whole question, e.g. "<image>\\nPlease segment the red '
                   'circle."')
   sg.add_argument('--expression', help='a referring expression, e.g. "the red circle", '
@@ -196,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
   sg.add_argument('--out', help='mask PNG (default: IMAGE_mask.png)')
   sg.add_argument('--overlay', help='PNG of the image with the mask tinted')
   sg.add_argument('--previews', help='folder for the coarse-to-fine decodes of the first mask')
+  sg.add_argument('--target', help='ground-truth mask PNG of the image: print the IoU of the '
+                  'first mask with it')
   sg.add_argument('--max-new-tokens', type=int, default=64)
   sg.add_argument('--batch-size', type=int, default=8, help='--batch: questions per model call')
   sg.set_defaults(func=_segment)

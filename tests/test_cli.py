@@ -64,3 +64,14 @@ def test_errors_are_reported_not_raised(tmp_path, capsys):
   assert cli.main(['convert', 'vae', '--from', str(tmp_path / 'x.pth'), '--to',
                    str(tmp_path / 'out')]) == 2
   assert 'not found' in capsys.readouterr().err
+
+
+def test_segment_defaults_to_the_bundled_model_and_scene(tmp_path, capsys):
+  out = tmp_path / 'mask.png'
+  assert cli.main(['segment', '--out', str(out), '--overlay', str(tmp_path / 'ov.png')]) == 0
+  printed = capsys.readouterr().out
+  assert 'bundled small ARGenSeg' in printed and bundled.SCENE_EXPRESSION in printed
+  iou = float(printed.rsplit(':', 1)[1])
+  assert iou >= 0.85, printed  # trained weights (an untrained model gives ~0)
+  assert np.asarray(Image.open(out)).shape == (128, 128)
+  assert np.asarray(Image.open(tmp_path / 'ov.png')).shape == (128, 128, 3)
