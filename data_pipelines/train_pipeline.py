@@ -15,6 +15,7 @@ A batch (numpy, per process) holds, for `B` examples with at most `M` masks each
 import dataclasses
 import functools
 import logging
+import signal
 
 import grain
 import numpy as np
@@ -167,5 +168,13 @@ def make_dataset(source, tokenizer: AddedTokens, spec: ExampleSpec,
         .batch(cfg.batch_size, drop_remainder=True,
                batch_fn=functools.partial(pad_batch, spec=spec, buckets=buckets)))
   if cfg.worker_count:
-    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.worker_count))
+    ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.worker_count),
+                        worker_init_fn=_leave_sigterm_to_the_trainer)
   return ds
+
+
+def _leave_sigterm_to_the_trainer(worker_index: int, worker_count: int) -> None:
+  """Data workers ignore SIGTERM: a preemption often signals the whole process group, and
+  the trainer needs its workers for the batch it saves at (grain stops them itself)."""
+  del worker_index, worker_count
+  signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -3,6 +3,7 @@ resume after SIGKILL is exact, SIGTERM saves, non-finite losses stop the run."""
 
 import functools
 import json
+import multiprocessing
 import os
 import pathlib
 import signal
@@ -117,13 +118,20 @@ def test_resume_after_sigkill_is_exact(tmp_path):
 
 def test_sigterm_saves_and_stops(tmp_path, monkeypatch):
   write = trainer.MetricWriter.write
+  workers = []
 
-  def write_then_term(self, step, values):  # a preemption notice after step 2
+  def write_then_term(self, step, values):  # a preemption notice to the process group
     write(self, step, values)
     if step == 2:
-      os.kill(os.getpid(), signal.SIGTERM)
+      workers.extend(multiprocessing.active_children())
+      for proc in [*workers, multiprocessing.current_process()]:
+        os.kill(proc.pid, signal.SIGTERM)
+      time.sleep(0.5)
+      assert workers and all(w.is_alive() for w in workers), 'a data worker died of SIGTERM'
   monkeypatch.setattr(trainer.MetricWriter, 'write', write_then_term)
-  trainer.train(_config(), tmp_path)
+  config = _config()
+  config.data.workers = 1
+  trainer.train(config, tmp_path)
   assert _committed_steps(tmp_path) == [3]
 
 
