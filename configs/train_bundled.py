@@ -8,7 +8,7 @@ reproduces `argenseg_jax/assets/argenseg_small` (`argenseg:variant=small`: train
 `image_tokenizer=DIR` uses another): 3000 steps of 64 one-object scenes
 (`task=one_object`: "the <colour> <shape>", always present), AdamW 1e-3, 5 % warmup,
 cosine. It took 3.6 min on one H200 (14 steps/s, `workers=6` data processes); on
-2 CPU cores a step of 64 takes ~8 s (~7 h). Expected, held out (`argenseg eval
+2 CPU cores a step of 64 takes ~12 s (~10 h). Expected, held out (`argenseg eval
 --checkpoint /tmp/bundled/export --data
 synthetic:seed=1,n=500,size=128,objects=1,templates=colour_shape,no_target_fraction=0`):
 cIoU 0.81, gIoU 0.71, precision@0.5 0.86; `python -m argenseg_jax.evaluation.grounding`
