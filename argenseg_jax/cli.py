@@ -116,9 +116,6 @@ def _iou(mask, target) -> float:
   """IoU of a predicted `[H, W]` mask (None: no mask) with a boolean target; 1 if both empty."""
   if mask is None:
     return float(not target.any())
-  if mask.shape != target.shape:
-    raise ValueError(f'--target is {target.shape[1]}x{target.shape[0]} px, the image '
-                     f'{mask.shape[1]}x{mask.shape[0]}: give the mask of this image.')
   union = (mask | target).sum()
   return float((mask & target).sum() / union) if union else 1.0
 
@@ -133,6 +130,9 @@ def _segment(args) -> int:
     raise ValueError('--target compares one mask: use it with --image, not --batch.')
   images = [image_io.read_rgb(j[0]) for j in jobs]
   target = np.asarray(image_io.read_rgb(args.target)).mean(-1) > 127 if args.target else None
+  if target is not None and target.shape != (images[0].height, images[0].width):
+    raise ValueError(f'--target {args.target} is {target.shape[1]}x{target.shape[0]} px, the '
+                     f'image {images[0].width}x{images[0].height}: give the mask of this image.')
   if not args.checkpoint:
     print(f'using the bundled small ARGenSeg ({bundled.ARGENSEG_SMALL})')
   seg = Segmenter.load(args.checkpoint or bundled.ARGENSEG_SMALL,

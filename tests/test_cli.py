@@ -46,6 +46,13 @@ def test_segment_requests(tmp_path, capsys):
   assert cli._segment_jobs(parse('--batch', str(batch))) == [  # pylint: disable=protected-access
       ('a.png', chat_template.referring_question(['the dog']), 'm.png'),
       ('b.png', '<image>\nWhere?', None)]
+  small = tmp_path / 'small.png'
+  Image.new('L', (64, 64)).save(small)
+  for args, error in [(['--batch', str(batch), '--target', str(small)], 'not --batch'),
+                      (['--image', str(bundled.SCENE), '--expression', 'b', '--target',
+                        str(small)], 'is 64x64 px, the image 128x128')]:
+    assert cli.main(['segment', *args]) == 2
+    assert error in capsys.readouterr().err, args
   batch.write_text('{"image": "a.png"}\n')
   for args, error in [(['--batch', str(batch)], 'jobs.jsonl:1: expected'),
                       (['--prompt', 'a', '--expression', 'b'], 'not both'),
