@@ -102,7 +102,7 @@ def _segment_jobs(args) -> list[tuple[str, str, str | None]]:
     if not jobs:
       raise ValueError(f'{path} holds no {{"image", "prompt"}} lines.')
     return jobs
-  if not (args.image or text):
+  if not (args.image or text or args.checkpoint):  # the demo: bundled model and scene
     print(f'using the bundled scene ({bundled.SCENE.name}, "{bundled.SCENE_EXPRESSION}")')
     args.target = args.target or str(bundled.SCENE_TARGET)
     return [(str(bundled.SCENE), chat_template.referring_question([bundled.SCENE_EXPRESSION]),
@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                   'Hugging Face-style ARGenSeg directory, with tokenizer files (default: the '
                   'bundled small ARGenSeg of the synthetic domain)')
   sg.add_argument('--image', help='RGB image (any PIL format; default, with no question '
-                  'either: the bundled scene and its expression)')
+                  'or checkpoint either: the bundled scene and its expression)')
   sg.add_argument('--prompt', help='a whole question, e.g. "<image>\\nPlease segment the red '
                   'circle."')
   sg.add_argument('--expression', help='a referring expression, e.g. "the red circle", '
