@@ -48,15 +48,21 @@ def _committed_steps(workdir) -> list[int]:
   return sorted(int(p.name) for p in root.glob('*') if p.name.isdigit()) if root.is_dir() else []
 
 
-def test_tiny_training_lowers_the_loss(tmp_path):
-  config = _config(export=True)
-  trainer.train(config, tmp_path)
-  losses = list(_losses(tmp_path).values())
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+  """The workdir of one uninterrupted in-process run of the tiny config, with export."""
+  workdir = tmp_path_factory.mktemp('tiny_run')
+  trainer.train(_config(export=True), workdir)
+  return workdir
+
+
+def test_tiny_training_lowers_the_loss(tiny_run):
+  losses = list(_losses(tiny_run).values())
   assert len(losses) == STEPS
   assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0, losses
-  assert _committed_steps(tmp_path) == [20, 24]
-  assert (tmp_path / 'export' / 'argenseg.json').is_file()
-  assert list((tmp_path / 'tensorboard').glob('events.out.tfevents.*'))
+  assert _committed_steps(tiny_run) == [20, 24]
+  assert (tiny_run / 'export' / 'argenseg.json').is_file()
+  assert list((tiny_run / 'tensorboard').glob('events.out.tfevents.*'))
 
 
 def test_sharded_step_equals_unsharded():
@@ -98,9 +104,8 @@ def _train_cmd(workdir):
           '--config.mesh.fsdp=2', '--config.mesh.tensor=2']
 
 
-def test_resume_after_sigkill_is_exact(tmp_path):
-  subprocess.run(_train_cmd(tmp_path / 'ref'), check=True, capture_output=True)
-  reference = _losses(tmp_path / 'ref')
+def test_resume_after_sigkill_is_exact(tmp_path, tiny_run):
+  reference = _losses(tiny_run)  # the same config, never interrupted
   run = tmp_path / 'run'
   proc = subprocess.Popen(_train_cmd(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   while not _committed_steps(run) and proc.poll() is None:
