@@ -44,5 +44,4 @@ def test_loads_the_tokenizer_into_the_frozen_part_only():
 
   trainable = train_state.layout(ctor, tx, mesh, ('vision_model',))
   with pytest.raises(ValueError, match='image tokenizer is trainable'):
-    train_state.with_image_tokenizer(
-        train_state.init_state(ctor, tx, trainable, ('vision_model',)), trainable, vqvae)
+    train_state.with_image_tokenizer(trainable.abstract, trainable, vqvae)
