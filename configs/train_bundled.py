@@ -17,8 +17,9 @@ on those scenes: visual loss 0.52 with the right images, 3.57 with swapped ones.
 `task=full` trains on the whole grammar (2-6 objects, every template, absent objects).
 It does not ground within the same budget: 3000 steps give a model that ignores the
 image (loss 0.69 right vs 0.69 swapped; held-out cIoU 0.003, almost every mask
-empty), and 4000 steps, from scratch or after 1100 one-object steps, only start to use it (0.62 vs 0.64,
-0.64 vs 0.72; cIoU 0.02). `questions=N` trains on N questions per scene (multi-turn).
+empty), and 4000 steps, from scratch or after 1100 one-object steps, only start to use
+it (0.62 vs 0.64, 0.64 vs 0.72; cIoU 0.02). `questions=N` trains on N questions per
+scene (multi-turn).
 See the README (The bundled model).
 """
 
