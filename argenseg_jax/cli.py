@@ -113,11 +113,9 @@ def _segment_jobs(args) -> list[tuple[str, str, str | None]]:
 
 
 def _iou(mask, target) -> float:
-  """IoU of a predicted `[H, W]` mask (None: no mask) with a boolean target; 1 if both empty."""
-  if mask is None:
-    return float(not target.any())
-  union = (mask | target).sum()
-  return float((mask & target).sum() / union) if union else 1.0
+  """IoU of bool `[H, W]` masks of one shape (1 if both are empty)."""
+  from argenseg_jax.evaluation import metrics  # pylint: disable=import-outside-toplevel
+  return metrics.iou(*metrics.intersection_union(mask, target))
 
 
 def _segment(args) -> int:
@@ -150,7 +148,7 @@ def _segment(args) -> int:
       if args.overlay and k == 0 and len(jobs) == 1:
         print(f'  overlay -> {image_io.write_png(args.overlay, image_io.overlay(image, mask))}')
     if target is not None:
-      first = res.masks[0] if res.masks else None
+      first = res.masks[0] if res.masks else np.zeros_like(target)
       print(f'  mask IoU with {args.target}: {_iou(first, target):.4f}')
     if args.previews and res.codes:
       previews = seg.decode_masks(res.codes[0][None], all_scales=True)[:, 0]
