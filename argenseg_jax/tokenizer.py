@@ -4,14 +4,18 @@ Like the slow Hugging Face tokenizers: the text is first split on the added toke
 (`<|im_start|>`, `<img>`, `<IMG_CONTEXT>`, `<ge_start>`, ...; longest match first), each
 added token becomes its id, and the text between them goes to the base tokenizer:
 InternLM2's sentencepiece model (`Tokenizer`, the real checkpoints) or UTF-8 bytes
-(`ByteTokenizer`, the small models trained from scratch).
+(`ByteTokenizer`, the small models trained from scratch). `special_tokens` are the added
+tokens and the base tokenizer's own (`<s>`, `</s>`, `<unk>`, user-defined symbols);
+`find_special` tells whether a text spells one.
 """
 
+import functools
 import json
 import pathlib
 import re
 
 import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2
 
 from argenseg_jax.checkpoints import hf_dir
 from argenseg_jax.checkpoints.torch_files import CheckpointError
@@ -22,7 +26,8 @@ BYTE_TOKENIZER_FILE = 'byte_tokenizer.json'
 
 class AddedTokens:
   """`encode(text) -> ids`, `decode(ids) -> text`, `token_id(token)` around a base
-  tokenizer that subclasses provide (`_encode_plain`, `_decode_plain`, `_plain_size`)."""
+  tokenizer that subclasses provide (`_encode_plain`, `_decode_plain`, `_plain_size`,
+  `_plain_specials`)."""
 
   def __init__(self, added_tokens: dict[str, int], bos_id: int):
     self.added = dict(added_tokens)
@@ -34,6 +39,27 @@ class AddedTokens:
   @property
   def vocab_size(self) -> int:
     return max([self._plain_size() - 1, *self.added.values()]) + 1
+
+  @functools.cached_property
+  def special_tokens(self) -> tuple[str, ...]:
+    """The added tokens and the base tokenizer's special ones, longest first."""
+    return tuple(sorted(set(self.added) | set(self._plain_specials()), key=len, reverse=True))
+
+  @functools.cached_property
+  def _special_pattern(self) -> re.Pattern:
+    return re.compile('|'.join(re.escape(t) for t in self.special_tokens))
+
+  def find_special(self, text: str) -> str | None:
+    """The first special token that `text` spells, also after the base tokenizer's
+    normalisation (which may turn look-alike characters into one), or None."""
+    for candidate in (text, self._normalize(text)):
+      match = self._special_pattern.search(candidate)
+      if match:
+        return match.group()
+    return None
+
+  def _normalize(self, text: str) -> str:
+    return text
 
   def token_id(self, token: str) -> int:
     if token in self.added:
@@ -80,6 +106,16 @@ class Tokenizer(AddedTokens):
   def _plain_size(self) -> int:
     return self.sp.get_piece_size()
 
+  def _plain_specials(self) -> list[str]:
+    """`<unk>`, the control pieces (`<s>`, `</s>`) and the user-defined symbols."""
+    model = sentencepiece_model_pb2.ModelProto.FromString(self.sp.serialized_model_proto())
+    kinds = {model.SentencePiece.UNKNOWN, model.SentencePiece.CONTROL,
+             model.SentencePiece.USER_DEFINED}
+    return [p.piece for p in model.pieces if p.type in kinds]
+
+  def _normalize(self, text: str) -> str:
+    return self.sp.normalize(text)
+
   def _plain_token_id(self, token: str) -> int:
     piece = self.sp.piece_to_id(token)
     if piece == self.sp.unk_id() and token != self.sp.id_to_piece(self.sp.unk_id()):
@@ -117,6 +153,9 @@ class ByteTokenizer(AddedTokens):
 
   def _plain_size(self) -> int:
     return self.OFFSET + 256
+
+  def _plain_specials(self) -> list[str]:
+    return ['<unk>', '<s>', '</s>']
 
   def _plain_token_id(self, token: str) -> int:
     raw = token.encode('utf-8')
