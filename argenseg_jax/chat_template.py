@@ -7,9 +7,15 @@
 becomes `<ge_start>` + 679 `<MASK_CONTEXT>` + `<ge_end>`. Training labels follow the
 original: prompt turns -100, the assistant header and the trailing newline -100, and the
 `<ge_end>` label replaced by `<MASK_CONTEXT>` (the model's 680th visual target).
+
+User text may not spell a special token of the tokenizer (`<IMG_CONTEXT>`, `<ge_start>`,
+`<|im_end|>`, ...): it would become that token, shifting the image embeddings or the
+turns. `check_text` refuses it with `SpecialTokenError` before the text enters the
+template; the only markup allowed is `<image>` in questions and `<mask>` in answers.
 """
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -20,6 +26,28 @@ SYSTEM_PROMPT = ('你是书生·万象，英文名是InternVL，是由上海人�
 IMAGE, MASK = '<image>', '<mask>'
 IGNORE = -100
 REFERRING_ANSWER = 'Sure, the segmentation result: <mask>.'
+PLACES = {IMAGE: 'questions', MASK: 'answers of training data'}
+
+
+class SpecialTokenError(ValueError):
+  """User text spells a special token (or a placeholder where it does not belong)."""
+
+
+def check_text(tokenizer: AddedTokens, text: str, where: str,
+               allowed: tuple[str, ...] = ()) -> None:
+  """Raises `SpecialTokenError` naming the token and `where` (e.g. 'the question') when
+  `text` spells a placeholder not in `allowed` or a special token of `tokenizer`."""
+  pieces = re.split('|'.join(re.escape(a) for a in allowed), text) if allowed else [text]
+  for piece in pieces:
+    token = next((p for p in PLACES if p in piece), None)
+    if token is not None:
+      why = f'a placeholder that only {PLACES[token]} may hold'
+    else:
+      token, why = tokenizer.find_special(piece), 'a special token that cannot be typed'
+    if token is not None:
+      start = max(text.find(token), 0)
+      raise SpecialTokenError(f'{where} holds {token!r} as text, {why}: remove it '
+                              f'({text[max(start - 40, 0):start + len(token) + 40]!r}).')
 
 
 def referring_question(sentences) -> str:
@@ -77,6 +105,7 @@ def prompt_ids(tokenizer: AddedTokens, question: str, *, num_tiles: int = 1,
   question without `<image>` gets `<image>\\n` prepended, like InternVL's `chat`."""
   if not question.replace(IMAGE, '').strip():
     raise ValueError('the prompt is empty: ask a question, e.g. "Please segment the cat."')
+  check_text(tokenizer, question, 'the question', allowed=(IMAGE,))
   if IMAGE not in question:
     question = f'{IMAGE}\n{question}'
   text = (_turn('system', system)
@@ -98,8 +127,9 @@ def training_example(tokenizer: AddedTokens, conversation: list[dict], *, num_ti
                      tokens_per_tile: int = 256, system: str = SYSTEM_PROMPT,
                      mask_tokens: int = 680, max_length: int = 8192) -> Example:
   """Ids and labels of a conversation `[{'from': 'human'|'gpt', 'value': ...}, ...]`
-  (the first human turn holds `<image>`; gpt turns may hold `<mask>`). Each turn is
-  tokenised on its own and concatenated after one BOS; too long -> ValueError."""
+  (the first human turn holds `<image>`; gpt turns may hold `<mask>`; any other markup
+  -> SpecialTokenError). Each turn is tokenised on its own and concatenated after one
+  BOS; too long -> ValueError."""
   ids, labels = [tokenizer.bos_id], [IGNORE]
   header = len(tokenizer.encode('<|im_start|>assistant\n'))
   ge_end, mask_context = tokenizer.token_id('<ge_end>'), tokenizer.token_id('<MASK_CONTEXT>')
@@ -107,11 +137,14 @@ def training_example(tokenizer: AddedTokens, conversation: list[dict], *, num_ti
   if images != 1:
     raise ValueError(f'a conversation must hold exactly one {IMAGE}, found {images}.')
   num_masks = 0
-  for turn in [{'from': 'system', 'value': system}] + list(conversation):
+  for k, turn in enumerate([{'from': 'system', 'value': system}] + list(conversation), -1):
     role = {'system': 'system', 'human': 'user', 'gpt': 'assistant'}.get(turn['from'])
     if role is None:
       raise ValueError(f"unknown turn role {turn['from']!r} (system, human or gpt).")
     text = turn['value']
+    if role != 'system':
+      check_text(tokenizer, text, f"turn {k} ({turn['from']})",
+                 allowed=(MASK,) if role == 'assistant' else (IMAGE,))
     if IMAGE in text:
       text = expand_image(text, num_tiles, tokens_per_tile)
     if role == 'assistant':
