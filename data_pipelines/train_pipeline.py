@@ -2,8 +2,9 @@
 
   source -> seeded shuffle (new order every epoch) -> repeat -> shard by process
   -> encode (image tile, masks -> VQ-VAE inputs, template, `<mask>` expansion, labels)
-  -> drop too-long examples (counted, logged with their origin) -> batch with padding to
-  the smallest length bucket that fits -> optional multi-process prefetch.
+  -> drop too-long examples and those whose text spells a special token (counted, logged
+  with their origin) -> batch with padding to the smallest length bucket that fits
+  -> optional multi-process prefetch.
 
 A batch (numpy, per process) holds, for `B` examples with at most `M` masks each:
   ids, labels `[B, L]` int32 (padding: `pad_id` / -100), token_mask `[B, L]` bool,
@@ -66,7 +67,8 @@ def system_prompt(model_cfg) -> str:
 
 
 class EncodeExample(grain.transforms.Map):
-  """`RefSample` -> dict of numpy arrays (one example), or None when it is too long."""
+  """`RefSample` -> dict of numpy arrays (one example), or None (skipped) when it is too
+  long or its text spells a special token (`chat_template.SpecialTokenError`)."""
 
   def __init__(self, tokenizer: AddedTokens, spec: ExampleSpec):
     self.tokenizer = tokenizer
@@ -78,16 +80,19 @@ class EncodeExample(grain.transforms.Map):
     self.skipped += 1
     self.consecutive_skips += 1
     if self.consecutive_skips >= self.spec.max_consecutive_skips:
-      raise ValueError(f'{self.consecutive_skips} samples in a row are longer than the largest '
-                       f'length bucket {self.spec.max_length} (last: {sample.origin}: {error}); '
-                       'raise the length buckets.')
+      fix = ('remove the special tokens from the data'
+             if isinstance(error, chat_template.SpecialTokenError) else
+             f'raise the length buckets (the largest is {self.spec.max_length})')
+      raise ValueError(f'{self.consecutive_skips} samples in a row were skipped (last: '
+                       f'{sample.origin}: {error}); {fix}.')
     logging.warning('skipping %s (%d skipped so far by this reader): %s', sample.origin,
                     self.skipped, error)
 
   def map(self, sample: RefSample) -> dict | None:
     spec = self.spec
     conversation = sample.conversation or chat_template.referring_conversation(sample.sentences)
-    wanted = sum(turn['value'].count(chat_template.MASK) for turn in conversation)
+    wanted = sum(turn['value'].count(chat_template.MASK) for turn in conversation
+                 if turn['from'] == 'gpt')
     if wanted != len(sample.masks):
       raise ValueError(f'{sample.origin}: the answer holds {wanted} <mask> but the sample '
                        f'has {len(sample.masks)} masks.')
@@ -95,9 +100,14 @@ class EncodeExample(grain.transforms.Map):
       raise ValueError(f'{sample.origin}: {wanted} masks, more than max_masks='
                        f'{spec.max_masks}; raise it in the data config.')
     try:
+      if not sample.conversation:
+        for sentence in sample.sentences:
+          chat_template.check_text(self.tokenizer, sentence, 'the expression')
       example = chat_template.training_example(
           self.tokenizer, conversation, tokens_per_tile=spec.image_tokens,
           system=spec.system_prompt, mask_tokens=spec.mask_tokens, max_length=spec.max_length)
+    except chat_template.SpecialTokenError as e:
+      return self._skip(sample, e)
     except ValueError as e:
       if 'over the limit' not in str(e):
         raise ValueError(f'{sample.origin}: {e}') from e
