@@ -7,16 +7,24 @@ inputs come from the VQ-VAE (`next_autoregressive_input`) plus `lvl_embed + pos_
 attention is causal inside a scale and full over the cache, positions are consecutive.
 Then `<ge_end>` is forced and text continues until `eos` or the budget.
 
-Rows that reach `<ge_start>` at the same step share one pass; a pass writes 680 cache
-slots for every row and the rows not drawing a mask see them as padding. The cache has
-room for `SamplerConfig.mask_passes` passes; a row that asks for a mask after that
-stops (`SamplerOutput.out_of_masks`).
+Every row's answer depends on that row alone. Each row has its own cache write
+position, token count and mask count, and a row that sits out a step (finished, or
+waiting) leaves its cache and logits untouched. Rows reach `<ge_start>` at different
+steps; such a row *waits* (emits nothing, its state frozen) until every unfinished row
+waits or has finished, and then one shared pass draws all their masks. So N rows with
+k masks each take k passes when their answers are alike, and the cache needs room for
+`SamplerConfig.mask_passes` masks per row, whatever the neighbours do. A row that asks
+for more masks than that stops (`SamplerOutput.out_of_masks`); `max_new_tokens` counts
+each row's own tokens (the forced `<ge_end>` included).
 
 Classifier-free guidance (`cfg_scale > 0`): the batch is `[conditional rows;
 unconditional rows]`, row `i` paired with row `N + i`. The pair's visual logits are
 `(1 + t) * cond - t * uncond` with `t = cfg_scale * si / (S - 1)`, both rows get the same
-codes; the unconditional row follows its partner's mask passes and, like the original,
-feeds its own argmax token at slot 0.
+codes; the unconditional row follows its partner's waits and mask passes and, like the
+original, feeds its own argmax token at slot 0.
+
+`SamplerOutput.tokens` holds, like the original's `generate`, `<ge_end>` where a row
+drew a mask: the `<ge_start>` it predicted is consumed by the mask pass.
 """
 
 import dataclasses
@@ -54,7 +62,7 @@ class SamplerOutput(NamedTuple):
   tokens: jax.Array        # [B, max_new_tokens] emitted ids (pad after eos)
   codes: jax.Array         # [B, mask_passes, L] visual codes of each mask
   num_masks: jax.Array     # [B]
-  out_of_masks: jax.Array  # [B] stopped because the mask budget was spent
+  out_of_masks: jax.Array  # [B] stopped because the row's mask budget was spent
 
 
 def prefill_positions(token_mask: jax.Array) -> jax.Array:
@@ -86,25 +94,27 @@ def _pair(x: jax.Array, cfg: SamplerConfig) -> jax.Array:
   return jnp.concatenate([x[:n], x[:n]], axis=0)
 
 
-def _whole_scale(m, x, positions, token_mask, cache):
+def _whole_scale(m, x, positions, active, cache):
   """A scale's slots in one forward pass (causal inside the chunk)."""
-  return m(x, positions, token_mask, cache)
+  token_mask = jnp.broadcast_to(active[:, None], positions.shape)
+  return m(x, positions, token_mask, cache, active)
 
 
-def _one_token_at_a_time(m, x, positions, token_mask, cache):
+def _one_token_at_a_time(m, x, positions, active, cache):
   """The raster-order baseline: the same slots, one forward pass each (`lax.scan`).
   Slot inputs depend only on earlier scales, so the codes equal `_whole_scale`'s."""
   def step(cache, inputs):
-    xi, pi, mi = inputs
-    hidden, cache = m(xi[:, None], pi[:, None], mi[:, None], cache)
+    xi, pi = inputs
+    hidden, cache = m(xi[:, None], pi[:, None], active[:, None], cache, active)
     return cache, hidden[:, 0]
-  cache, hidden = jax.lax.scan(step, cache, (jnp.swapaxes(x, 0, 1), positions.T, token_mask.T))
+  cache, hidden = jax.lax.scan(step, cache, (jnp.swapaxes(x, 0, 1), positions.T))
   return jnp.swapaxes(hidden, 0, 1), cache
 
 
 def mask_pass(m: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, active: jax.Array,
               cache: KVCache, cfg: SamplerConfig, rng: jax.Array) -> ScalePass:
-  """The 10 scale passes for rows `active [B]`, slot 0 = `slot0_ids [B]` at `start_pos [B]`."""
+  """The 10 scale passes for rows `active [B]` (the others' caches stay as they were),
+  slot 0 = `slot0_ids [B]` at `start_pos [B]`."""
   vq = m.image_tokenizer
   pns = m.patch_nums
   b = slot0_ids.shape[0]
@@ -116,7 +126,7 @@ def mask_pass(m: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, active: j
   for si, pn in enumerate(pns):
     n = pn * pn
     positions = start_pos[:, None] + slot + jnp.arange(n)[None]
-    hidden, cache = run(m, x, positions, jnp.broadcast_to(active[:, None], (b, n)), cache)
+    hidden, cache = run(m, x, positions, active, cache)
     logits = m.language_model.logits(hidden, -visual)  # the visual rows only
     inputs.append(x)
     vis_logits.append(logits)
@@ -134,8 +144,8 @@ def mask_pass(m: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, active: j
 
 
 class SamplerState(NamedTuple):
-  """The `lax.while_loop` carry of `generate`."""
-  step: jax.Array          # [] tokens emitted so far
+  """The `lax.while_loop` carry of `generate`; every field but `rng` is per row."""
+  emitted: jax.Array       # [B] tokens emitted so far
   tokens: jax.Array        # [B, max_new_tokens]
   last_logits: jax.Array   # [B, V] logits for the next token
   positions: jax.Array     # [B] position of the next token fed
@@ -143,7 +153,6 @@ class SamplerState(NamedTuple):
   done: jax.Array          # [B]
   codes: jax.Array         # [B, mask_passes, L]
   num_masks: jax.Array     # [B]
-  passes: jax.Array        # [] mask passes run (cache room used)
   out_of_masks: jax.Array  # [B]
   rng: jax.Array           # split at every mask pass
 
@@ -160,9 +169,10 @@ def prefill(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Arra
 
 def text_step(m: ARGenSeg, token: jax.Array, position: jax.Array, active: jax.Array,
               cache: KVCache) -> tuple[jax.Array, KVCache]:
-  """One token per row at `position [B]` -> next-token logits `[B, V]`."""
+  """One token per active row at `position [B]` -> next-token logits `[B, V]`
+  (meaningless for inactive rows, whose caches stay as they were)."""
   hidden, cache = m(m.language_model.embed(token[:, None]), position[:, None], active[:, None],
-                    cache)
+                    cache, active)
   return m.language_model.logits(hidden)[:, 0], cache
 
 
@@ -171,6 +181,7 @@ def generate(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Arr
   """Greedy text with next-scale masks for left-padded prompts `ids [B, P]`."""
   tokens = m.tokens
   b, p = ids.shape
+  rows = jnp.arange(b)
   slots = num_tokens(m.patch_nums)
   cache_size = p + cfg.max_new_tokens + slots * cfg.mask_passes
   _, positions, logits, cache = prefill(m, ids, token_mask, pixels, image_flags, cache_size)
@@ -183,31 +194,35 @@ def generate(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Arr
     codes = jnp.where(slot[..., None], new[:, None], state.codes)
     return state._replace(
         cache=res.cache, codes=codes, num_masks=state.num_masks + start,
-        positions=state.positions + jnp.where(start, slots, 0), passes=state.passes + 1,
-        rng=rng)
+        positions=state.positions + jnp.where(start, slots, 0), rng=rng)
 
   def body(state: SamplerState) -> SamplerState:
     nxt = jnp.argmax(state.last_logits, axis=-1).astype(jnp.int32)
     wants = _pair((nxt == tokens.gen_start_token_id) & ~state.done, cfg)
-    room = state.passes < cfg.mask_passes
-    start = wants & room
-    state = jax.lax.cond(start.any(), lambda s: mask_branch(s, start, nxt), lambda s: s, state)
-    done = state.done | (wants & ~room)
-    token = jnp.where(start, tokens.gen_end_token_id, nxt)
-    token = jnp.where(done, cfg.pad_token_id, token)
-    logits, cache = text_step(m, token, state.positions, ~done, state.cache)
+    over = wants & (state.num_masks >= cfg.mask_passes)  # the row's own budget is spent
+    waiting = wants & ~over
+    done = state.done | over
+    draw = waiting & jnp.all(waiting | done)  # all unfinished rows wait: one shared pass
+    state = jax.lax.cond(draw.any(), lambda s: mask_branch(s, draw, nxt), lambda s: s, state)
+    emit = ~done & (~waiting | draw)
+    token = jnp.where(draw, tokens.gen_end_token_id, nxt)
+    logits, cache = text_step(m, token, state.positions, emit, state.cache)
+    emitted = state.emitted + emit
     return state._replace(
-        step=state.step + 1, tokens=state.tokens.at[:, state.step].set(token),
-        last_logits=logits, positions=state.positions + 1, cache=cache,
-        done=done | (token == cfg.eos_token_id), out_of_masks=state.out_of_masks | (wants & ~room))
+        emitted=emitted,
+        tokens=state.tokens.at[rows, jnp.where(emit, state.emitted, cfg.max_new_tokens)].set(
+            token, mode='drop'),
+        last_logits=jnp.where(emit[:, None], logits, state.last_logits),
+        positions=state.positions + emit, cache=cache,
+        done=done | (emit & (token == cfg.eos_token_id)) | (emitted >= cfg.max_new_tokens),
+        out_of_masks=state.out_of_masks | over)
 
   init = SamplerState(
-      step=jnp.zeros((), jnp.int32),
+      emitted=jnp.zeros((b,), jnp.int32),
       tokens=jnp.full((b, cfg.max_new_tokens), cfg.pad_token_id, jnp.int32),
       last_logits=logits, positions=positions[:, -1] + 1, cache=cache,
-      done=jnp.zeros((b,), bool), codes=jnp.zeros((b, cfg.mask_passes, slots), jnp.int32),
-      num_masks=jnp.zeros((b,), jnp.int32), passes=jnp.zeros((), jnp.int32),
-      out_of_masks=jnp.zeros((b,), bool), rng=rng)
-  final = jax.lax.while_loop(
-      lambda s: (s.step < cfg.max_new_tokens) & ~s.done.all(), body, init)
+      done=jnp.full((b,), cfg.max_new_tokens <= 0),
+      codes=jnp.zeros((b, cfg.mask_passes, slots), jnp.int32),
+      num_masks=jnp.zeros((b,), jnp.int32), out_of_masks=jnp.zeros((b,), bool), rng=rng)
+  final = jax.lax.while_loop(lambda s: ~s.done.all(), body, init)
   return SamplerOutput(final.tokens, final.codes, final.num_masks, final.out_of_masks)

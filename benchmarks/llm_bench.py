@@ -38,7 +38,7 @@ def main():
   def step(state, ids, cache):
     m = nnx.merge(graphdef, state)
     b = ids.shape[0]
-    positions = jnp.broadcast_to(cache.length, (b, 1))
+    positions = cache.length[:, None]
     hidden, cache = m(m.embed(ids), positions, jnp.ones((b, 1), bool), cache)
     return m.logits(hidden), cache
 

@@ -26,8 +26,9 @@ RESIDUAL = ('act_batch', 'act_len', 'act_embed')  # logical axes of the residual
 
 class KVCache(NamedTuple):
   """Static-shape cache. `k`, `v`: `[layers, B, T, kv_heads, head_dim]` (keys after
-  RoPE); `key_mask`: `[B, T]` True for written, non-padding slots; `length`: slots
-  written so far (the same for every row: rows are aligned by left padding)."""
+  RoPE); `key_mask`: `[B, T]` True for written, non-padding slots; `length`: `[B]` slots
+  written so far in each row. Every row has its own write position, so a row that sits
+  out a call (`active` False) keeps its cache exactly as it was."""
   k: jax.Array
   v: jax.Array
   key_mask: jax.Array
@@ -38,19 +39,30 @@ class KVCache(NamedTuple):
             dtype=jnp.float32) -> 'KVCache':
     shape = (layers, batch, size, kv_heads, head_dim)
     return cls(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype),
-               jnp.zeros((batch, size), bool), jnp.zeros((), jnp.int32))
+               jnp.zeros((batch, size), bool), jnp.zeros((batch,), jnp.int32))
+
+
+def write_rows(buffer: jax.Array, new: jax.Array, start: jax.Array) -> jax.Array:
+  """`new [B, q, ...]` written into `buffer [B, T, ...]` at slots `start[b] ..
+  start[b] + q - 1` of each row; a start of `T` (or more) writes nothing to that row.
+  A chunk as long as the buffer is the whole buffer (its start can only be 0)."""
+  b, q = new.shape[:2]
+  if q == buffer.shape[1]:
+    return new.astype(buffer.dtype)
+  slots = start[:, None] + jnp.arange(q)[None]
+  return buffer.at[jnp.arange(b)[:, None], slots].set(new.astype(buffer.dtype), mode='drop')
 
 
 def attention_bias(cache: KVCache, q_len: int) -> jax.Array:
   """Additive bias `[B, 1, q_len, T]` for `q_len` new tokens written at `cache.length`."""
   size = cache.key_mask.shape[1]
   neg = jnp.finfo(jnp.float32).min
-  slot = jnp.arange(size)[None, :]
-  query = cache.length + jnp.arange(q_len)[:, None]
-  causal = jnp.where(slot > query, neg, 0.0)                     # [q, T]
-  padding = jnp.where(cache.key_mask, 0.0, neg)[:, None, :]       # [B, 1, T]
-  unwritten = jnp.where(slot >= cache.length + q_len, -jnp.inf, 0.0)
-  return ((causal[None] + padding) + unwritten[None])[:, None]
+  slot = jnp.arange(size)[None, None, :]
+  query = cache.length[:, None, None] + jnp.arange(q_len)[None, :, None]  # [B, q, 1]
+  causal = jnp.where(slot > query, neg, 0.0)                              # [B, q, T]
+  padding = jnp.where(cache.key_mask, 0.0, neg)[:, None, :]                # [B, 1, T]
+  unwritten = jnp.where(slot >= cache.length[:, None, None] + q_len, -jnp.inf, 0.0)
+  return ((causal + padding) + unwritten)[:, None]
 
 
 def _param(init, key, shape, axes):
@@ -74,8 +86,8 @@ class Attention(nnx.Module):
     q = apply_rope(jnp.einsum('bld,dhk->blhk', x, self.wq[...]), positions, self.theta)
     k = apply_rope(jnp.einsum('bld,dhk->blhk', x, self.wk[...]), positions, self.theta)
     v = jnp.einsum('bld,dhk->blhk', x, self.wv[...])
-    k_cache = jax.lax.dynamic_update_slice_in_dim(k_cache, k.astype(k_cache.dtype), start, 1)
-    v_cache = jax.lax.dynamic_update_slice_in_dim(v_cache, v.astype(v_cache.dtype), start, 1)
+    k_cache = write_rows(k_cache, k, start)
+    v_cache = write_rows(v_cache, v, start)
     b, l, h, hd = q.shape
     groups = h // k_cache.shape[2]
     q = q.reshape(b, l, k_cache.shape[2], groups, hd)  # query head g*G + j -> (g, j)
@@ -147,17 +159,20 @@ class InternLM2(nnx.Module):
     return jnp.take(self.tok_embeddings.embedding[...], ids, axis=0)
 
   def __call__(self, x: jax.Array, positions: jax.Array, token_mask: jax.Array,
-               cache: KVCache) -> tuple[jax.Array, KVCache]:
+               cache: KVCache, active: jax.Array | None = None) -> tuple[jax.Array, KVCache]:
     """Runs `q` new tokens through the decoder, writing their keys/values into `cache`.
 
     x: `[B, q, D]` input embeddings; positions: `[B, q]` RoPE positions; token_mask:
-    `[B, q]` False for padding. Returns the final-norm hidden states `[B, q, D]` and the
-    cache with `length + q` slots written. Attention is causal inside the chunk and
-    full over the earlier slots.
+    `[B, q]` False for padding; active: `[B]` rows that take part (default: all). Returns
+    the final-norm hidden states `[B, q, D]` and the cache with `q` more slots written
+    in each active row; inactive rows' caches are unchanged (their outputs are
+    meaningless). Attention is causal inside the chunk and full over the earlier slots.
     """
     q_len = x.shape[1]
     start = cache.length
-    key_mask = jax.lax.dynamic_update_slice_in_dim(cache.key_mask, token_mask, start, 1)
+    if active is not None:  # an out-of-range start writes nothing
+      start = jnp.where(active, start, cache.key_mask.shape[1])
+    key_mask = write_rows(cache.key_mask, token_mask, start)
     bias = attention_bias(cache._replace(key_mask=key_mask), q_len)
     ks, vs = [], []
     run = nnx.remat(DecoderLayer.__call__) if self.remat else DecoderLayer.__call__
@@ -166,8 +181,8 @@ class InternLM2(nnx.Module):
       x, k, v = run(layer, x, positions, bias, cache.k[i], cache.v[i], start)
       ks.append(k)
       vs.append(v)
-    cache = KVCache(jnp.stack(ks), jnp.stack(vs), key_mask, start + q_len)
-    return self.norm(x), cache
+    length = cache.length + (q_len if active is None else jnp.where(active, q_len, 0))
+    return self.norm(x), KVCache(jnp.stack(ks), jnp.stack(vs), key_mask, length)
 
   def logits(self, hidden: jax.Array, first: int = 0) -> jax.Array:
     """`[B, L, D]` -> float32 logits `[B, L, V - first]` of the vocabulary rows from

@@ -48,6 +48,6 @@ class InternVLChat(nnx.Module):
                         image_tokens.reshape(t * n, d), valid)
 
   def __call__(self, embeds: jax.Array, positions: jax.Array, token_mask: jax.Array,
-               cache: KVCache) -> tuple[jax.Array, KVCache]:
+               cache: KVCache, active: jax.Array | None = None) -> tuple[jax.Array, KVCache]:
     """The LLM over input embeddings; see `InternLM2.__call__`."""
-    return self.language_model(embeds, positions, token_mask, cache)
+    return self.language_model(embeds, positions, token_mask, cache, active)
