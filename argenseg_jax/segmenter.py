@@ -147,10 +147,8 @@ class Segmenter:
     return results
 
   def _decode_all(self, codes: np.ndarray, counts: np.ndarray) -> list[list[np.ndarray]]:
-    """Each row's first `counts[row]` masks, uint8 `[R, R, 3]`, from codes `[B, P, L]`
-    decoded in one VQ-VAE call (one compiled shape: B = `batch_size`)."""
-    if not counts.any():
-      return [[] for _ in counts]
-    images = self.decode_masks(codes.reshape(-1, codes.shape[-1]))
-    images = images.reshape(codes.shape[:2] + images.shape[1:])
-    return [list(images[row, :n]) for row, n in enumerate(counts)]
+    """Each row's first `counts[row]` masks, uint8 `[R, R, 3]`, from codes `[B, P, L]`.
+    One mask per VQ-VAE call: a batched convolution's last bits depend on the batch size
+    and the row's place in it, and a mask must not depend on its neighbours."""
+    return [[self.decode_masks(codes[row, k][None])[0] for k in range(n)]
+            for row, n in enumerate(counts)]

@@ -1,41 +1,21 @@
 """`Segmenter` and `argenseg segment` on the tiny config: 64-px tiles, 16 image tokens,
 a byte tokenizer, an empty system prompt and a 64-px VQ-VAE (scales 1,2,3,4)."""
 
-import functools
 import shutil
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
 from argenseg_jax import cli, pretrained
-from argenseg_jax.checkpoints import params
 from argenseg_jax.checkpoints.torch_files import CheckpointError
 from argenseg_jax.config_args import load_config
 from argenseg_jax.image_io import ImageError
-from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.sampler import SamplerConfig
 from argenseg_jax.segmenter import Segmenter
 from argenseg_jax.tokenizer import BYTE_TOKENIZER_FILE, ByteTokenizer
 from data_pipelines.synthetic_scenes import SyntheticScenes
-
-
-def _answer_with_one_mask(model: ARGenSeg, tokenizer: ByteTokenizer) -> ARGenSeg:
-  """Random weights edited so that greedy decoding answers `<ge_start>` (a mask of random
-  codes) `<ge_end><|im_end|>`: with the attention and MLP outputs zeroed, the final
-  hidden state is the normalised embedding of the token fed, so output columns set to
-  scaled embeddings choose the next token ('\\n' ending the prompt -> `<ge_start>`,
-  `<ge_end>` -> `<|im_end|>`)."""
-  lm = model.language_model
-  for layer in lm.layers:
-    layer.attention.wo[...] = jnp.zeros_like(layer.attention.wo[...])
-    layer.feed_forward.w2[...] = jnp.zeros_like(layer.feed_forward.w2[...])
-  emb, tid = lm.tok_embeddings.embedding[...], tokenizer.token_id
-  lm.output[...] = (lm.output[...]
-                    .at[:, tid('<ge_start>')].set(100 * emb[tid('\n')])
-                    .at[:, tid('<|im_end|>')].set(100 * emb[tid('<ge_end>')]))
-  return model
+from tests.scripted_model import scripted_argenseg
 
 
 @pytest.fixture(scope='module')
@@ -46,8 +26,10 @@ def tokenizer():
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory, tokenizer):
   root = tmp_path_factory.mktemp('small_segmenter')
-  cfg = load_config('argenseg:variant=tiny')
-  model = _answer_with_one_mask(params.init(functools.partial(ARGenSeg, cfg)), tokenizer)
+  # '\n' ends every prompt: answer `<ge_start>` (a mask that depends on the image and
+  # the question) `<ge_end><|im_end|>`
+  tid = tokenizer.token_id
+  model, cfg = scripted_argenseg({tid('\n'): tid('<ge_start>'), tid('<ge_end>'): tid('<|im_end|>')})
   tokenizer.save(root)
   return pretrained.save_pretrained(model, cfg, root / 'ckpt', tokenizer_dir=root)
 
@@ -80,6 +62,25 @@ def test_one_compiled_program_for_any_number_of_questions(segmenter, tokenizer, 
     assert res.masks[0].shape == size and res.masks[0].dtype == bool
     assert res.mask_images[0].shape == (64, 64, 3) and res.codes[0].shape == (30,)
   assert segmenter.segment([], []) == []
+
+
+def test_rows_keep_their_own_image_question_and_mask(checkpoint, segmenter):
+  """Five questions on images of five sizes, two per model call (the last call padded):
+  each result equals that of the question asked alone."""
+  rng = np.random.default_rng(0)
+  sizes = [(64, 64), (30, 40), (70, 50), (33, 47), (20, 64)]
+  images = [rng.integers(0, 256, (h, w, 3), np.uint8) for h, w in sizes]
+  questions = ['the red circle', 'the blue square', 'all shapes', 'the left one', 'a circle']
+  results = segmenter.segment(images, questions)
+  alone = Segmenter.load(checkpoint, batch_size=1, sampler=SamplerConfig(max_new_tokens=4))
+  for image, question, res in zip(images, questions, results, strict=True):
+    [ref] = alone.segment([image], [question])
+    assert res.token_ids == ref.token_ids and len(res.codes) == 1
+    np.testing.assert_array_equal(res.codes[0], ref.codes[0])
+    np.testing.assert_array_equal(res.mask_images[0], ref.mask_images[0])
+    np.testing.assert_array_equal(res.masks[0], ref.masks[0])
+    assert res.masks[0].shape == image.shape[:2]
+  assert len({r.codes[0].tobytes() for r in results}) == len(results)  # each its own mask
 
 
 def test_cli_segment(checkpoint, scene, tmp_path, capsys):
