@@ -21,9 +21,9 @@ import ml_collections
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from argenseg_jax import config_args, sharding
+from argenseg_jax import config_args, dir_json, sharding
 from argenseg_jax.checkpoints import conversion, hf_dir, params, streaming
-from argenseg_jax.checkpoints.atomic import atomic_directory
+from argenseg_jax.checkpoints.atomic import DirFormat, atomic_directory, check_target
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_pth
 from argenseg_jax.models import argenseg_io, var_vqvae_io
 from argenseg_jax.models.argenseg import ARGenSeg
@@ -64,28 +64,33 @@ def _from_hf(path: pathlib.Path, vae, vqvae_config) -> tuple[ARGenSeg, ml_collec
 
 TOKENIZER_FILES = ('tokenizer.model', 'byte_tokenizer.json', 'added_tokens.json',
                    'tokenizer_config.json', 'special_tokens_map.json')
+# What our writers put in a checkpoint directory (`atomic.check_target` refuses others).
+DIR_FORMAT = DirFormat(FORMAT, META_FILE,
+                       frozenset({META_FILE, 'params', SAFETENSORS_FILE, *TOKENIZER_FILES}))
 
 
-def _write_dir(out_dir, cfg: ml_collections.ConfigDict, tokenizer_dir,
-               write_params) -> pathlib.Path:
+def _write_dir(out_dir, cfg: ml_collections.ConfigDict, tokenizer_dir, write_params,
+               overwrite: bool) -> pathlib.Path:
   """Writes `out_dir/{argenseg.json, params...}` atomically: the tokenizer files of
   `tokenizer_dir` (if any) copied, then `write_params(out_dir)`."""
-  with atomic_directory(out_dir) as tmp:
+  with atomic_directory(out_dir, DIR_FORMAT, overwrite) as tmp:
     for name in TOKENIZER_FILES:
       if tokenizer_dir is not None and (pathlib.Path(tokenizer_dir) / name).is_file():
         shutil.copyfile(pathlib.Path(tokenizer_dir) / name, tmp / name)
     write_params(tmp)
     (tmp / META_FILE).write_text(json.dumps(
         {'format': FORMAT, 'version': 1, 'config': cfg.to_dict()}, indent=1))
-  return pathlib.Path(out_dir)
+  return pathlib.Path(out_dir).absolute()
 
 
 def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,
-                    tokenizer_dir=None, params_format: str = 'orbax') -> pathlib.Path:
+                    tokenizer_dir=None, params_format: str = 'orbax',
+                    overwrite: bool = False) -> pathlib.Path:
   """Writes `out_dir/{argenseg.json, params/}` (orbax) or, with `params_format=
   'safetensors'`, `out_dir/{argenseg.json, params.safetensors}` (one file, for small
   models shipped in the package) atomically, with the tokenizer files of
-  `tokenizer_dir` copied along."""
+  `tokenizer_dir` copied along. A non-empty `out_dir` that we did not write is refused
+  unless `overwrite` (see `atomic.check_target`)."""
   def write_orbax(tmp):
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(tmp / 'params', nnx.to_pure_dict(nnx.state(model, nnx.Param)))
@@ -94,19 +99,27 @@ def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,
              'safetensors': lambda tmp: params.save_safetensors(model, tmp / SAFETENSORS_FILE)}
   if params_format not in writers:
     raise ValueError(f'params_format must be one of {sorted(writers)}, got {params_format!r}.')
-  return _write_dir(out_dir, cfg, tokenizer_dir, writers[params_format])
+  return _write_dir(out_dir, cfg, tokenizer_dir, writers[params_format], overwrite)
 
 
 def _from_ours(path: pathlib.Path) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
-  meta = json.loads((path / META_FILE).read_text())
+  meta = dir_json.read_json(path / META_FILE, CheckpointError)
   if meta.get('format') != FORMAT:
     raise CheckpointError(f'{path / META_FILE}: format {meta.get("format")!r}, expected {FORMAT!r}.')
   cfg = config_args.from_json(meta['config'])
   model = params.abstract(functools.partial(ARGenSeg, cfg))
   if (path / SAFETENSORS_FILE).is_file():
     return params.load_safetensors(model, path / SAFETENSORS_FILE), cfg
+  if not (path / 'params').is_dir():
+    raise CheckpointError(f'{path} has neither params/ nor {SAFETENSORS_FILE}: the checkpoint '
+                          'is incomplete.')
   target = nnx.to_pure_dict(nnx.state(model, nnx.Param))
-  restored = ocp.StandardCheckpointer().restore(path / 'params', target)
+  try:
+    restored = ocp.StandardCheckpointer().restore(path / 'params', target)
+  except Exception as e:  # orbax raises bare Exceptions for damaged files
+    cause = str(e.__cause__ or e).splitlines()[0][:300]
+    raise CheckpointError(f'{path / "params"} cannot be read (truncated or damaged?): '
+                          f'{cause}') from e
   return params.with_params(model, conversion.flatten(restored)), cfg
 
 
@@ -119,7 +132,7 @@ def load_pretrained(path, *, vae=None,
   `image_tokenizer.*` weights (needed when it has none). vqvae_config: the tokenizer's
   config (default: the real one, 256 px unless config.json sets `gen_img_reso`).
   """
-  path = pathlib.Path(path)
+  path = pathlib.Path(path).absolute()
   if (path / META_FILE).is_file():
     return _from_ours(path)
   return _from_hf(path, vae, vqvae_config)
@@ -127,7 +140,8 @@ def load_pretrained(path, *, vae=None,
 
 def convert_pretrained(src, dst, *, vae=None,
                        vqvae_config: ml_collections.ConfigDict | None = None,
-                       mesh: jax.sharding.Mesh | None = None) -> pathlib.Path:
+                       mesh: jax.sharding.Mesh | None = None,
+                       overwrite: bool = False) -> pathlib.Path:
   """Converts a Hugging Face-style ARGenSeg directory into our format at `dst`: what
   `save_pretrained(*load_pretrained(src, ...), dst, tokenizer_dir=src)` writes (same tree,
   dtypes and values; the arrays stored uncompressed), but streaming.
@@ -137,9 +151,10 @@ def convert_pretrained(src, dst, *, vae=None,
   orbax writes once it reaches the largest tensor's size, so host RAM stays near the
   largest tensor (plus a `vae` .pth, which is read whole). `mesh`: each array is first
   placed with its parameter's sharding (`sharding.param_shardings`), for hosts whose
-  accelerators should hold the shards.
+  accelerators should hold the shards. `dst` is checked first, as by `save_pretrained`.
   """
-  src = pathlib.Path(src)
+  dst = check_target(dst, DIR_FORMAT, overwrite)
+  src = pathlib.Path(src).absolute()
   weights, cfg = _open_hf(src, vae, vqvae_config)
   model = params.abstract(functools.partial(ARGenSeg, cfg))
   reads = conversion.convert_lazily(
@@ -150,4 +165,4 @@ def convert_pretrained(src, dst, *, vae=None,
   shardings = None if mesh is None else conversion.flatten(
       nnx.to_pure_dict(nnx.state(sharding.param_shardings(model, mesh), nnx.Param)))
   return _write_dir(dst, cfg, src, lambda tmp: streaming.save_in_groups(
-      tmp / 'params', reads, like, shardings))
+      tmp / 'params', reads, like, shardings), overwrite)

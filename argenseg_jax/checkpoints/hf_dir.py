@@ -6,7 +6,6 @@ tokenizer files (`tokenizer.model` plus the added tokens in `added_tokens.json` 
 `tokenizer_config.json`).
 """
 
-import json
 import math
 import pathlib
 
@@ -15,7 +14,7 @@ import numpy as np
 from safetensors import safe_open
 
 from argenseg_jax.checkpoints.torch_files import CheckpointError
-from argenseg_jax.dir_json import read_dir_json
+from argenseg_jax.dir_json import read_dir_json, read_json
 
 INDEX = 'model.safetensors.index.json'
 SINGLE = 'model.safetensors'
@@ -72,7 +71,7 @@ def open_weights(path) -> dict[str, LazyTensor]:
   checking the shard index against the files."""
   path = pathlib.Path(path)
   if (path / INDEX).is_file():
-    weight_map = json.loads((path / INDEX).read_text()).get('weight_map', {})
+    weight_map = read_json(path / INDEX, CheckpointError).get('weight_map', {})
     shards = sorted(set(weight_map.values()))
     missing = [s for s in shards if not (path / s).is_file()]
     if missing:
@@ -94,9 +93,9 @@ def read_added_tokens(path) -> dict[str, int]:
   """`{token: id}` of the tokenizer's added (special) tokens."""
   path = pathlib.Path(path)
   if (path / 'added_tokens.json').is_file():
-    return {k: int(v) for k, v in json.loads((path / 'added_tokens.json').read_text()).items()}
+    return {k: int(v) for k, v in read_json(path / 'added_tokens.json', CheckpointError).items()}
   if (path / 'tokenizer_config.json').is_file():
-    decoder = json.loads((path / 'tokenizer_config.json').read_text()).get(
+    decoder = read_json(path / 'tokenizer_config.json', CheckpointError).get(
         'added_tokens_decoder', {})
     if decoder:
       return {v['content']: int(k) for k, v in decoder.items()}

@@ -13,13 +13,16 @@ import numpy as np
 
 from argenseg_jax import config_args
 from argenseg_jax.checkpoints import params
-from argenseg_jax.checkpoints.atomic import atomic_directory
+from argenseg_jax.checkpoints.atomic import DirFormat, atomic_directory
 from argenseg_jax.checkpoints.conversion import Rule
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_pth, read_safetensors
 from argenseg_jax.models.var_vqvae import VQVAE
 
 FORMAT = 'argenseg-jax/var_vqvae'
 PARAMS_FILE = 'params.safetensors'
+# What `save_vqvae` (and `vqvae_trainer`, adding metrics.json) puts in a directory.
+DIR_FORMAT = DirFormat(FORMAT, 'config.json',
+                       frozenset({'config.json', PARAMS_FILE, 'metrics.json'}))
 # The VQ statistics buffer is stored in VAR checkpoints but unused at inference.
 EXCUSED_KEYS = ('quantize.ema_vocab_hit_SV',)
 
@@ -123,13 +126,15 @@ def from_torch_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections
                                 hint=config_hint(checkpoint, cfg, prefix))
 
 
-def save_vqvae(model: VQVAE, cfg: ml_collections.ConfigDict, out_dir) -> pathlib.Path:
-  """Writes `out_dir/{config.json, params.safetensors}` atomically (temp dir + rename)."""
-  with atomic_directory(out_dir) as tmp:
+def save_vqvae(model: VQVAE, cfg: ml_collections.ConfigDict, out_dir,
+               overwrite: bool = False) -> pathlib.Path:
+  """Writes `out_dir/{config.json, params.safetensors}` atomically (temp dir + rename);
+  a non-empty `out_dir` we did not write is refused unless `overwrite`."""
+  with atomic_directory(out_dir, DIR_FORMAT, overwrite) as tmp:
     params.save_safetensors(model, tmp / PARAMS_FILE)
     (tmp / 'config.json').write_text(json.dumps(
         {'format': FORMAT, 'version': 1, 'model': cfg.to_dict()}, indent=1))
-  return pathlib.Path(out_dir)
+  return pathlib.Path(out_dir).absolute()
 
 
 def load_vqvae(path, cfg: ml_collections.ConfigDict | None = None) -> tuple[VQVAE, ml_collections.ConfigDict]:
