@@ -6,6 +6,7 @@ import json
 import multiprocessing
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -50,9 +51,12 @@ def _committed_steps(workdir) -> list[int]:
 
 @pytest.fixture(scope='module')
 def tiny_run(tmp_path_factory):
-  """The workdir of one uninterrupted in-process run of the tiny config, with export."""
+  """The workdir of one uninterrupted in-process run of the tiny config, with export,
+  given as a relative path."""
   workdir = tmp_path_factory.mktemp('tiny_run')
-  trainer.train(_config(export=True), workdir)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.chdir(workdir.parent)
+    trainer.train(_config(export=True), workdir.name)
   return workdir
 
 
@@ -136,7 +140,9 @@ def test_sigterm_saves_and_stops(tmp_path, monkeypatch):
   monkeypatch.setattr(trainer.MetricWriter, 'write', write_then_term)
   config = _config()
   config.data.workers = 1
-  trainer.train(config, tmp_path)
+  with pytest.raises(trainer.Preempted, match=re.escape(
+      f'stopped early by SIGTERM at step 3 of {STEPS}; saved step 3 in {tmp_path}/checkpoints')):
+    trainer.train(config, tmp_path)
   assert _committed_steps(tmp_path) == [3]
 
 

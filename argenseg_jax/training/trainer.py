@@ -3,8 +3,9 @@
 Restarting the same command resumes: the latest checkpoint in `DIR/checkpoints` gives
 the model, the optimizer, the step and the data position, and the rng of step n is
 `fold_in(seed, n)`, so the losses after a restart equal an uninterrupted run's. SIGTERM
-(preemption) saves the current step and exits cleanly. A non-finite loss stops the run
-with the step number before anything is saved, so the last checkpoint stays good.
+(preemption) saves the current step and raises `Preempted` (`argenseg train` then exits
+with status 75). A non-finite loss stops the run with the step number before anything is
+saved, so the last checkpoint stays good.
 
 Writes `DIR/metrics.jsonl`, TensorBoard events in `DIR/tensorboard/`, and at the end an
 inference checkpoint `DIR/export/` (`argenseg segment --checkpoint DIR/export`).
@@ -21,7 +22,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from argenseg_jax import config_args, distributed, sharding
+from argenseg_jax import config_args, distributed, sharding, user_input
+from argenseg_jax.checkpoints import atomic
 from argenseg_jax.models import var_vqvae_io
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.progress import Progress
@@ -34,6 +36,15 @@ from data_pipelines import data_spec, train_pipeline
 
 class NonFiniteLossError(FloatingPointError):
   """The loss became NaN or inf; the message names the step and the last checkpoint."""
+
+
+class Preempted(Exception):
+  """SIGTERM stopped the run early, after saving `step` in `directory`."""
+
+  def __init__(self, step: int, num_steps: int, directory: pathlib.Path):
+    super().__init__(f'stopped early by SIGTERM at step {step} of {num_steps}; saved step '
+                     f'{step} in {directory}. Rerun the same command to resume.')
+    self.step = step
 
 
 def resolve_model(config: ml_collections.ConfigDict, workdir: pathlib.Path):
@@ -95,8 +106,12 @@ def _check_finite(step: int, metrics: dict, ckpt: Checkpointer) -> None:
 
 
 def train(config: ml_collections.ConfigDict, workdir) -> dict:
-  """Runs (or resumes) training to `config.num_steps`; returns the last metrics."""
-  workdir = pathlib.Path(workdir)
+  """Runs (or resumes) training to `config.num_steps`; returns the last metrics. Raises
+  `Preempted` after saving when SIGTERM stops it early."""
+  from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
+  workdir = user_input.folder_path(pathlib.Path(workdir).absolute(), 'workdir')
+  if config.export:
+    atomic.check_target(workdir / 'export', pretrained.DIR_FORMAT)
   workdir.mkdir(parents=True, exist_ok=True)
   if config.distributed:
     distributed.initialize()
@@ -161,15 +176,14 @@ def train(config: ml_collections.ConfigDict, workdir) -> dict:
       if save:
         ckpt.save(step, state, data_iter, meta)
       if stopping:
-        logging.warning('SIGTERM: saved step %d in %s; rerun the same command to resume.',
-                        step, ckpt.directory)
         break
   finally:
     bar.close()
     writer.close()
     ckpt.close()
+  if step < config.num_steps:  # left the loop on SIGTERM
+    raise Preempted(step, config.num_steps, ckpt.directory)
   if step == config.num_steps and config.export and jax.process_index() == 0:
-    from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
     pretrained.save_pretrained(train_state.model_of(lay, state), model_cfg, workdir / 'export',
                                tokenizer_dir=tokenizer_dir)
   return metrics
