@@ -11,13 +11,20 @@
 """
 
 import argparse
+import os
 import pathlib
 import sys
 import time
+from typing import NamedTuple
 
 from absl import flags
 
-from argenseg_jax import bundled
+from argenseg_jax import bundled, user_input
+
+# `argenseg train` stopped by SIGTERM after saving: EX_TEMPFAIL of sysexits.h, "try again
+# later"; rerunning resumes. 143 (128 + SIGTERM) would also be what a run killed before it
+# could save reports.
+EXIT_PREEMPTED = 75
 
 
 def _vae_roundtrip(args) -> int:
@@ -27,6 +34,9 @@ def _vae_roundtrip(args) -> int:
   from argenseg_jax.vqvae_tokenizer import VQVAETokenizer  # pylint: disable=import-outside-toplevel
   from data_pipelines.mask_transforms import mask_to_vae_input  # pylint: disable=import-outside-toplevel
 
+  user_input.png_path(args.out, '--out')
+  if args.previews:
+    user_input.folder_path(args.previews, '--previews')
   mask = image_io.read_rgb(args.image)
   cfg = load_config(args.config) if args.config else None
   if args.checkpoint:
@@ -61,55 +71,135 @@ def _vae_roundtrip(args) -> int:
 
 
 def _convert(args) -> int:
+  from argenseg_jax.checkpoints import atomic  # pylint: disable=import-outside-toplevel
   from argenseg_jax.config_args import load_config  # pylint: disable=import-outside-toplevel
   if args.what == 'vae':
     from argenseg_jax.models import var_vqvae_io  # pylint: disable=import-outside-toplevel
+    atomic.check_target(args.dst, var_vqvae_io.DIR_FORMAT, args.overwrite)
     model, cfg = var_vqvae_io.load_vqvae(args.src, load_config(args.config or 'var_vqvae'))
-    out = var_vqvae_io.save_vqvae(model, cfg, args.dst)
+    out = var_vqvae_io.save_vqvae(model, cfg, args.dst, args.overwrite)
   else:
     from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
     out = pretrained.convert_pretrained(
-        args.src, args.dst, vae=args.vae,
+        args.src, args.dst, vae=args.vae, overwrite=args.overwrite,
         vqvae_config=load_config(args.config) if args.config else None)
   print(f'converted {args.src} -> {out} (no PyTorch needed to load it)')
   return 0
 
 
-def _segment_jobs(args) -> list[tuple[str, str, str | None]]:
-  """`(image, question, mask path or None)` per request, from the flags or `--batch`."""
-  import json  # pylint: disable=import-outside-toplevel
+class _Job(NamedTuple):
+  """One `argenseg segment` request; `where` names its output in errors ('--out' or
+  'FILE:LINE: "out"')."""
+  image: str
+  question: str
+  out: pathlib.Path              # the first mask; mask k > 0 goes to OUT_k.png
+  previews: pathlib.Path | None  # folder for the first mask's decode of every scale
+  where: str
+
+
+def _text(value, name: str, hint: str, where: str = '') -> str | None:
+  """`value` if it is non-empty text, None if it is absent; anything else is refused."""
+  if value is None or (isinstance(value, str) and value.strip()):
+    return value
+  got = 'empty' if isinstance(value, str) else f'{value!r}, not text'
+  raise ValueError(f'{where}{name} is {got}: {hint}.')
+
+
+def _question(prompt, expression, names: tuple[str, str], where: str = '') -> str | None:
+  """The question of a whole `prompt` or of a referring `expression` (asked in the
+  referring question the models were trained with); None if neither is given. `names`
+  name the two in errors."""
   from argenseg_jax import chat_template  # pylint: disable=import-outside-toplevel
-  if args.prompt and args.expression:
-    raise ValueError('give --prompt (a whole question) or --expression (wrapped in the '
-                     'referring question the models were trained with), not both.')
-  text = args.prompt or (args.expression and chat_template.referring_question([args.expression]))
+  prompt = _text(prompt, names[0], 'give a whole question, e.g. "<image>\\nPlease segment '
+                 'the red circle."', where)
+  expression = _text(expression, names[1], 'name what to segment, e.g. "the red circle"',
+                     where)
+  if prompt is not None and expression is not None:
+    raise ValueError(f'{where}give {names[0]} (a whole question) or {names[1]} (wrapped in '
+                     'the referring question the models were trained with), not both.')
+  return prompt if expression is None else chat_template.referring_question([expression])
+
+
+BATCH_KEYS = ('image', 'prompt', 'expression', 'out')
+
+
+def _batch_jobs(path: pathlib.Path, previews) -> list[_Job]:
+  """The requests of a `--batch` jsonl file; a line without "out" writes
+  IMAGE_lineN_mask.png (N: its line number), and its previews go to PREVIEWS/lineN."""
+  import json  # pylint: disable=import-outside-toplevel
+  if not path.is_file():
+    raise FileNotFoundError(f'--batch {path}: no such file.')
+  jobs = []
+  for n, line in enumerate(path.read_text().splitlines(), 1):
+    if not line.strip():
+      continue
+    where = f'{path}:{n}: '
+    try:
+      row = json.loads(line)
+    except ValueError as e:
+      raise ValueError(f'{where}not JSON ({e}).') from None
+    expected = ValueError(f'{where}expected {{"image", "prompt" or "expression", "out"?}}, '
+                          f'got {line[:80]!r}.')
+    if not isinstance(row, dict) or set(row) - set(BATCH_KEYS):
+      raise expected
+    image = _text(row.get('image'), '"image"', 'give the path of an image file', where)
+    question = _question(row.get('prompt'), row.get('expression'), ('"prompt"', '"expression"'),
+                         where)
+    if image is None or question is None:
+      raise expected
+    out = _text(row.get('out'), '"out"', 'give a PNG file name or leave "out" out', where)
+    out = pathlib.Path(out or f'{pathlib.Path(image).stem}_line{n}_mask.png')
+    jobs.append(_Job(image, question, out, pathlib.Path(previews) / f'line{n}' if previews
+                     else None, f'{path}:{n}: "out"'))
+  if not jobs:
+    raise ValueError(f'{path} holds no {{"image", "prompt"}} lines.')
+  return jobs
+
+
+def _segment_jobs(args) -> list[_Job]:
+  """The requests of `argenseg segment`, from the flags or `--batch`."""
+  from argenseg_jax import chat_template  # pylint: disable=import-outside-toplevel
+  text = _question(args.prompt, args.expression, ('--prompt', '--expression'))
   if args.batch:
-    if text or args.image:
-      raise ValueError('--batch FILE.jsonl replaces --image/--prompt/--expression.')
-    path = pathlib.Path(args.batch)
-    if not path.is_file():
-      raise FileNotFoundError(f'--batch {path}: no such file.')
-    jobs = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-      if line.strip():
-        try:
-          row = json.loads(line)
-          question = row.get('prompt') or chat_template.referring_question([row['expression']])
-          jobs.append((row['image'], question, row.get('out')))
-        except (ValueError, KeyError, AttributeError) as e:
-          raise ValueError(f'{path}:{n}: expected {{"image", "prompt" or "expression", '
-                           f'"out"?}}, got {line[:80]!r} ({e!r}).') from None
-    if not jobs:
-      raise ValueError(f'{path} holds no {{"image", "prompt"}} lines.')
-    return jobs
+    if text or args.image or args.out:
+      raise ValueError('--batch FILE.jsonl replaces --image/--prompt/--expression/--out.')
+    for flag, value in (('--target', args.target), ('--overlay', args.overlay)):
+      if value:
+        raise ValueError(f'{flag} is about one image: use it with --image, not --batch.')
+    return _batch_jobs(pathlib.Path(args.batch), args.previews)
   if not (args.image or text or args.checkpoint):  # the demo: bundled model and scene
     print(f'using the bundled scene ({bundled.SCENE.name}, "{bundled.SCENE_EXPRESSION}")')
     args.target = args.target or str(bundled.SCENE_TARGET)
-    return [(str(bundled.SCENE), chat_template.referring_question([bundled.SCENE_EXPRESSION]),
-             args.out)]
+    args.image, text = str(bundled.SCENE), chat_template.referring_question(
+        [bundled.SCENE_EXPRESSION])
   if not (args.image and text):
     raise ValueError('give --image and --prompt/--expression, or --batch FILE.jsonl.')
-  return [(args.image, text, args.out)]
+  out = pathlib.Path(args.out or f'{pathlib.Path(args.image).stem}_mask.png')
+  return [_Job(args.image, text, out, pathlib.Path(args.previews) if args.previews else None,
+               '--out')]
+
+
+def _check_outputs(jobs: list[_Job], overlay) -> None:
+  """Every file the requests write can be written, and by one of them alone (mask k > 0
+  of OUT.png goes to OUT_k.png); checked before the model is loaded."""
+  owners = {}
+  files = [(j.out, j.where) for j in jobs] + ([(overlay, '--overlay')] if overlay else [])
+  for path, what in files:
+    user_input.png_path(path, what)
+    key = pathlib.Path(os.path.normcase(os.path.abspath(path)))
+    if key in owners:
+      raise ValueError(f'{what} {path}: {owners[key]} writes that file too; give each its '
+                       'own name.')
+    owners[key] = what
+  for job in jobs:
+    if job.previews:
+      user_input.folder_path(job.previews, '--previews')
+  for key, what in owners.items():
+    base, _, k = key.stem.rpartition('_')
+    other = owners.get(key.with_name(base + key.suffix))
+    if k.isdigit() and other:
+      raise ValueError(f'{what} {key.name}: that is the name of mask {k} of {other} '
+                       f'{base + key.suffix}; give another name.')
 
 
 def _iou(mask, target) -> float:
@@ -124,9 +214,8 @@ def _segment(args) -> int:
   from argenseg_jax.sampler import SamplerConfig  # pylint: disable=import-outside-toplevel
   from argenseg_jax.segmenter import Segmenter  # pylint: disable=import-outside-toplevel
   jobs = _segment_jobs(args)
-  if args.target and len(jobs) > 1:
-    raise ValueError('--target compares one mask: use it with --image, not --batch.')
-  images = [image_io.read_rgb(j[0]) for j in jobs]
+  _check_outputs(jobs, args.overlay)
+  images = [image_io.read_rgb(j.image) for j in jobs]
   target = np.asarray(image_io.read_rgb(args.target)).mean(-1) > 127 if args.target else None
   if target is not None and target.shape != (images[0].height, images[0].width):
     raise ValueError(f'--target {args.target} is {target.shape[1]}x{target.shape[0]} px, the '
@@ -136,24 +225,23 @@ def _segment(args) -> int:
   seg = Segmenter.load(args.checkpoint or bundled.ARGENSEG_SMALL,
                        batch_size=min(args.batch_size, len(jobs)),
                        sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
-  results = seg.segment(images, [j[1] for j in jobs])
-  for (path, prompt, out), image, res in zip(jobs, images, results):
-    print(f'{path}: {prompt!r} -> {res.text!r} ({len(res.masks)} mask(s))')
+  results = seg.segment(images, [j.question for j in jobs])
+  for job, image, res in zip(jobs, images, results):
+    print(f'{job.image}: {job.question!r} -> {res.text!r} ({len(res.masks)} mask(s))')
     if res.out_of_masks:
       print('  (the answer asked for more masks than the sampler had room for)')
     for k, mask in enumerate(res.masks):
-      stem = pathlib.Path(out or f'{pathlib.Path(path).stem}_mask.png')
-      name = stem if k == 0 else stem.with_name(f'{stem.stem}_{k}{stem.suffix}')
+      name = job.out if k == 0 else job.out.with_name(f'{job.out.stem}_{k}{job.out.suffix}')
       print(f'  mask -> {image_io.write_png(name, mask.astype("uint8") * 255)}')
-      if args.overlay and k == 0 and len(jobs) == 1:
-        print(f'  overlay -> {image_io.write_png(args.overlay, image_io.overlay(image, mask))}')
+    if args.overlay and res.masks:
+      print(f'  overlay -> {image_io.write_png(args.overlay, image_io.overlay(image, res.masks[0]))}')
     if target is not None:
       first = res.masks[0] if res.masks else np.zeros_like(target)
       print(f'  mask IoU with {args.target}: {_iou(first, target):.4f}')
-    if args.previews and res.codes:
+    if job.previews and res.codes:
       previews = seg.decode_masks(res.codes[0][None], all_scales=True)[:, 0]
       for si, img in enumerate(previews):
-        image_io.write_png(pathlib.Path(args.previews) / f'scale{si:02d}.png', img)
+        image_io.write_png(job.previews / f'scale{si:02d}.png', img)
   return 0
 
 
@@ -166,15 +254,26 @@ def _train(args) -> int:
   from argenseg_jax import config_args  # pylint: disable=import-outside-toplevel
   from argenseg_jax.training import trainer  # pylint: disable=import-outside-toplevel
   config = config_args.apply_overrides(config_args.load_config(args.config), args.overrides)
-  metrics = trainer.train(config, args.workdir)
+  try:
+    metrics = trainer.train(config, args.workdir)
+  except trainer.Preempted as e:
+    print(f'argenseg train: {e}', file=sys.stderr)
+    return EXIT_PREEMPTED
   if metrics:
     print(f'step {config.num_steps}: loss {metrics["loss"]:.4f}; workdir {args.workdir}')
   return 0
 
 
+class _Parser(argparse.ArgumentParser):
+  """Refuses bad arguments in one line (`--help` shows the usage)."""
+
+  def error(self, message):
+    self.exit(2, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
+
+
 def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog='argenseg', description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = _Parser(prog='argenseg', description=__doc__,
+                   formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
   rt = sub.add_parser('vae-roundtrip', help='tokenize a mask with the VQ-VAE and decode it',
@@ -202,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
                   'supplies the image_tokenizer.* weights)')
   cv.add_argument('--config', help='VQ-VAE config spec (default: var_vqvae = ch160, vocab '
                   '4096, 256 px)')
+  cv.add_argument('--overwrite', action='store_true',
+                  help='write into a non-empty directory we did not write: our files in it '
+                  'are replaced, the others kept (without it such a directory is refused)')
   cv.set_defaults(func=_convert)
 
   sg = sub.add_parser('segment', help='segment an image from a referring expression',
@@ -218,14 +320,17 @@ def build_parser() -> argparse.ArgumentParser:
   sg.add_argument('--expression', help='a referring expression, e.g. "the red circle", '
                   "asked in the original's referring question (what the models were trained on)")
   sg.add_argument('--batch', help='jsonl file: one {"image", "prompt" or "expression", '
-                  '"out"?} per line')
-  sg.add_argument('--out', help='mask PNG (default: IMAGE_mask.png)')
+                  '"out"?} per line; a line N without "out" writes IMAGE_lineN_mask.png')
+  sg.add_argument('--out', help='mask PNG (default: IMAGE_mask.png); a second mask goes to '
+                  'OUT_1.png, and so on')
   sg.add_argument('--overlay', help='PNG of the image with the mask tinted')
-  sg.add_argument('--previews', help='folder for the coarse-to-fine decodes of the first mask')
+  sg.add_argument('--previews', help='folder for the coarse-to-fine decodes of the first mask '
+                  '(--batch: in PREVIEWS/lineN per line N)')
   sg.add_argument('--target', help='ground-truth mask PNG of the image: print the IoU of the '
                   'first mask with it')
-  sg.add_argument('--max-new-tokens', type=int, default=64)
-  sg.add_argument('--batch-size', type=int, default=8, help='--batch: questions per model call')
+  sg.add_argument('--max-new-tokens', type=user_input.positive_int, default=64)
+  sg.add_argument('--batch-size', type=user_input.positive_int, default=8,
+                  help='--batch: questions per model call')
   sg.set_defaults(func=_segment)
 
   tr = sub.add_parser('train', help='train or fine-tune; rerun the same command to resume',
@@ -253,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
   pa.add_argument('fixture_dir')
   pa.add_argument('--only', help='comma-separated output-name prefixes')
   pa.set_defaults(func=_parity)
+  for command in sub.choices.values():
+    command.add_argument('--debug', action='store_true', help='show the traceback of an error '
+                         '(as ARGENSEG_DEBUG=1 does)')
   return parser
 
 
@@ -265,7 +373,9 @@ def main(argv=None) -> int:
     build_parser().error(f'unrecognized arguments: {" ".join(unknown)}')
   try:
     return args.func(args)
-  except (FileNotFoundError, ValueError, ImportError) as e:
+  except (OSError, ValueError, ImportError) as e:  # bad input; other exceptions are bugs
+    if args.debug or os.environ.get('ARGENSEG_DEBUG', '0') != '0':
+      raise
     print(f'argenseg {args.command}: error: {e}', file=sys.stderr)
     return 2
 

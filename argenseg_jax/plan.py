@@ -56,7 +56,7 @@ import ml_collections
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from argenseg_jax import sharding
+from argenseg_jax import sharding, user_input
 from argenseg_jax.checkpoints import conversion
 from argenseg_jax.models.var_vqvae import num_tokens
 from argenseg_jax.sharding_dump import abstract_model, load_config
@@ -102,6 +102,8 @@ def device(spec: str) -> Device:
     raise ValueError(f'unknown device {spec!r}: use one of {", ".join(DEVICES)} or a '
                      "size such as '80GB' or '16GiB'.")
   unit = 2 ** 30 if m.group(2).lower() == 'gib' else 1e9
+  if float(m.group(1)) <= 0:
+    raise ValueError(f'device memory must be more than 0, got {spec!r}.')
   return Device(spec.strip(), float(m.group(1)) * unit, 0.0)
 
 
@@ -386,7 +388,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help='keep every layer\'s activations (default: remat each layer)')
   parser.add_argument('--flash-attention', action='store_true',
                       help='assume a fused attention kernel (no [L, L] scores in memory)')
-  parser.add_argument('--mfu', type=float, default=0.4, help='for the step-time estimate')
+  parser.add_argument('--mfu', type=user_input.fraction, default=0.4,
+                      help='model FLOPs utilisation in (0, 1], for the step-time estimate')
 
 
 def run(args: argparse.Namespace) -> int:

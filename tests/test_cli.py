@@ -1,3 +1,4 @@
+import pathlib
 import subprocess
 import sys
 
@@ -38,14 +39,15 @@ def test_vae_roundtrip_defaults_to_the_bundled_mask_vqvae(tmp_path, capsys):
 
 def test_segment_requests(tmp_path, capsys):
   parse = lambda *a: cli.build_parser().parse_args(['segment', '--checkpoint', 'c', *a])  # noqa: E731
-  [(image, question, out)] = cli._segment_jobs(parse('--image', 'a.png', '--expression', 'the cat'))  # pylint: disable=protected-access
-  assert (image, question, out) == ('a.png', chat_template.referring_question(['the cat']), None)
+  [job] = cli._segment_jobs(parse('--image', 'a.png', '--expression', 'the cat'))  # pylint: disable=protected-access
+  assert job == ('a.png', chat_template.referring_question(['the cat']),
+                 pathlib.Path('a_mask.png'), None, '--out')
   batch = tmp_path / 'jobs.jsonl'
   batch.write_text('{"image": "a.png", "expression": "the dog", "out": "m.png"}\n'
                    '{"image": "b.png", "prompt": "<image>\\nWhere?"}\n')
-  assert cli._segment_jobs(parse('--batch', str(batch))) == [  # pylint: disable=protected-access
-      ('a.png', chat_template.referring_question(['the dog']), 'm.png'),
-      ('b.png', '<image>\nWhere?', None)]
+  assert [j[:3] for j in cli._segment_jobs(parse('--batch', str(batch)))] == [  # pylint: disable=protected-access
+      ('a.png', chat_template.referring_question(['the dog']), pathlib.Path('m.png')),
+      ('b.png', '<image>\nWhere?', pathlib.Path('b_line2_mask.png'))]
   small = tmp_path / 'small.png'
   Image.new('L', (64, 64)).save(small)
   for args, error in [(['--batch', str(batch), '--target', str(small)], 'not --batch'),

@@ -27,7 +27,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from PIL import Image
 
-from argenseg_jax import chat_template, image_io
+from argenseg_jax import chat_template, image_io, user_input
 from argenseg_jax.checkpoints import atomic
 from argenseg_jax.evaluation import metrics
 from argenseg_jax.progress import Progress
@@ -172,12 +172,15 @@ def evaluate(segmenter, source: Sequence[RefSample], *, batch_size: int,
   n = len(source) if max_samples is None else min(len(source), max_samples)
   pid, pcount = jax.process_index(), jax.process_count()
   indices = shard_range(n, pid, pcount)
-  out_dir = pathlib.Path(out_dir)
+  out_dir = user_input.folder_path(pathlib.Path(out_dir).absolute(), 'out_dir')
   started, t0 = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
   acc, rows, skipped, overlays = evaluate_shard(
       segmenter, source, indices, protocol=protocol, batch_size=batch_size, out_dir=out_dir,
       num_overlays=num_overlays if pid == 0 else 0, progress=progress and pid == 0)
   acc, rows, counts = _gather(acc, rows, np.array([len(indices), skipped]))
+  if not acc.samples:
+    raise ValueError(f'{data or "the data"}: none of its {int(counts[0])} samples has a '
+                     'sentence to ask: nothing to evaluate.')
   seconds = time.perf_counter() - t0
   report = {
       'protocol': protocol, 'checkpoint': checkpoint, 'data': data,
@@ -208,19 +211,25 @@ def add_arguments(parser) -> None:
   parser.add_argument('--protocol', choices=PROTOCOLS, default='object',
                       help='object: one question per sample, all sentences joined (the '
                       "original's); sentence: one question per sentence")
-  parser.add_argument('--batch-size', type=int, default=8, help='questions per model call')
-  parser.add_argument('--max-samples', type=int, help='evaluate only the first N samples')
-  parser.add_argument('--num-overlays', type=int, default=4,
+  parser.add_argument('--batch-size', type=user_input.positive_int, default=8,
+                      help='questions per model call')
+  parser.add_argument('--max-samples', type=user_input.positive_int,
+                      help='evaluate only the first N samples')
+  parser.add_argument('--num-overlays', type=user_input.non_negative_int, default=4,
                       help='overlay PNGs [GT | prediction] to write')
-  parser.add_argument('--max-new-tokens', type=int, default=64,
+  parser.add_argument('--max-new-tokens', type=user_input.positive_int, default=64,
                       help='answer token budget (greedy)')
 
 
 def run_eval(args) -> int:
-  """`argenseg eval`: loads the data source, then the model, evaluates, prints metrics."""
+  """`argenseg eval`: checks --out, loads the data source, then the model, evaluates,
+  prints metrics."""
   from argenseg_jax.sampler import SamplerConfig  # pylint: disable=import-outside-toplevel
   from argenseg_jax.segmenter import Segmenter  # pylint: disable=import-outside-toplevel
+  user_input.folder_path(args.out, '--out')
   source = data_spec.open_source(args.data)
+  if len(source) == 0:
+    raise ValueError(f'--data {args.data} holds no samples: nothing to evaluate.')
   segmenter = Segmenter.load(args.checkpoint, batch_size=args.batch_size,
                              sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
   report = evaluate(segmenter, source, batch_size=args.batch_size, protocol=args.protocol,
