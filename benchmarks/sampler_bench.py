@@ -1,14 +1,16 @@
 """Seconds per mask, stage by stage, of the next-scale sampler vs the raster baseline.
 
   python benchmarks/sampler_bench.py [--config argenseg:variant=mid] [--batch 1,8]
-                                     [--prompt 300] [--reps 2]
+                                     [--prompt 300] [--text 32] [--reps 2]
 
 The model of `shared/reference/baseline.md` (random weights): InternLM2 8 x 1024,
 InternViT 2 x 256, the real-structure VQ-VAE (ch 160). A 300-token prompt (`<s>`, text,
 `<img>`, 256 `<IMG_CONTEXT>`, `</img>`, text) with one 448-px tile. Stages: prefill
 (ViT + prompt), the 10 scale passes, the VQ-VAE decode of the final scale, all three
 in one program (one mask end to end, slot 0 = `<ge_start>`), and the same 680 visual
-tokens decoded one per forward pass (raster order). Prints compile times separately.
+tokens decoded one per forward pass (raster order), and `generate` writing `--text`
+tokens of text after the prompt (no eos: the decode loop with its per-row state).
+Prints compile times separately.
 """
 
 import functools
@@ -26,7 +28,7 @@ from timing import parse_args, random_model, time_call
 
 
 def main():
-  args = parse_args(__doc__, 'argenseg:variant=mid', prompt=300)
+  args = parse_args(__doc__, 'argenseg:variant=mid', prompt=300, text=32)
   cfg, graphdef, state = random_model(
       args.config, lambda cfg: params.init(functools.partial(ARGenSeg, cfg)))
   tokens = cfg.tokens
@@ -59,6 +61,9 @@ def main():
     return m.image_tokenizer.idxBl_to_img(res.codes)
 
   run = jax.jit(stages, static_argnums=(5, 6))
+  text_only = sampler.SamplerConfig(max_new_tokens=args.text, eos_token_id=-1)
+  generate = jax.jit(lambda s, *a: sampler.generate(nnx.merge(graphdef, s), *a, text_only,
+                                                    jax.random.key(0)))
   decode = jax.jit(lambda s, c: nnx.merge(graphdef, s).image_tokenizer.idxBl_to_img(c))
   print(f'{"batch":>5} {"stage":<26} {"compile+1st (s)":>16} {"per call (s)":>13} {"per mask (s)":>13}')
   for b in args.batch:
@@ -70,6 +75,8 @@ def main():
                              ('prefill + 680 raster steps', raster, 'passes')):
       rows[name] = time_call(run, state, *inputs, scfg, upto,
                              reps=1 if scfg.raster else args.reps)  # raster: slow
+    rows[f'generate, {args.text} text tokens'] = time_call(generate, state, *inputs,
+                                                          reps=args.reps)
     codes = run(state, *inputs, greedy, 'passes')
     rows['VQ-VAE decode (final scale)'] = time_call(decode, state, codes, reps=args.reps)
     prefill = rows['prefill (ViT + 300 tokens)'][1]
