@@ -53,8 +53,8 @@ def test_bucketed_generation_matches_the_reference(segmenter):
   out = segmenter.generate_ids(prompts, pixels)  # padded 280 -> 320 tokens
   np.testing.assert_array_equal(np.asarray(out.tokens), ref['b1_generated_ids'])
   np.testing.assert_array_equal(np.asarray(out.codes)[:, 0], ref['b1_visual_ids_all'])
-  # the same row next to another prompt that reaches <ge_start> at another step (or
-  # never): batching does not change it
+  # the same row next to another prompt: batching changes neither (rows that reach
+  # <ge_start> at different steps: tests/test_sampler.py)
   other, _ = _fixture_prompt('cfg')
   both = segmenter.generate_ids([prompts[0], other[1]], np.concatenate([pixels, pixels]))
   np.testing.assert_array_equal(np.asarray(both.tokens)[:1], ref['b1_generated_ids'])
