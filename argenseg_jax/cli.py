@@ -89,12 +89,13 @@ def _convert(args) -> int:
 
 class _Job(NamedTuple):
   """One `argenseg segment` request; `where` names its output in errors ('--out' or
-  'FILE:LINE: "out"')."""
+  'FILE:LINE: "out"'), `origin` the request ('' or 'FILE:LINE: ')."""
   image: str
   question: str
   out: pathlib.Path              # the first mask; mask k > 0 goes to OUT_k.png
   previews: pathlib.Path | None  # folder for the first mask's decode of every scale
   where: str
+  origin: str = ''
 
 
 def _text(value, name: str, hint: str, where: str = '') -> str | None:
@@ -150,7 +151,7 @@ def _batch_jobs(path: pathlib.Path, previews) -> list[_Job]:
     out = _text(row.get('out'), '"out"', 'give a PNG file name or leave "out" out', where)
     out = pathlib.Path(out or f'{pathlib.Path(image).stem}_line{n}_mask.png')
     jobs.append(_Job(image, question, out, pathlib.Path(previews) / f'line{n}' if previews
-                     else None, f'{path}:{n}: "out"'))
+                     else None, f'{path}:{n}: "out"', where))
   if not jobs:
     raise ValueError(f'{path} holds no {{"image", "prompt"}} lines.')
   return jobs
@@ -202,6 +203,19 @@ def _check_outputs(jobs: list[_Job], overlay) -> None:
                        f'{base + key.suffix}; give another name.')
 
 
+def _check_questions(jobs: list[_Job], checkpoint) -> None:
+  """A question that spells a special token is refused, naming its request, before the
+  model is loaded (the tokenizer says which tokens are special)."""
+  from argenseg_jax import chat_template  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.tokenizer import load_tokenizer  # pylint: disable=import-outside-toplevel
+  if not pathlib.Path(checkpoint).is_dir():
+    return  # `Segmenter.load` names the missing directory
+  tokenizer = load_tokenizer(checkpoint)
+  for job in jobs:
+    chat_template.check_text(tokenizer, job.question, f'{job.origin}the question',
+                             allowed=(chat_template.IMAGE,))
+
+
 def _iou(mask, target) -> float:
   """IoU of bool `[H, W]` masks of one shape (1 if both are empty)."""
   from argenseg_jax.evaluation import metrics  # pylint: disable=import-outside-toplevel
@@ -215,6 +229,8 @@ def _segment(args) -> int:
   from argenseg_jax.segmenter import Segmenter  # pylint: disable=import-outside-toplevel
   jobs = _segment_jobs(args)
   _check_outputs(jobs, args.overlay)
+  checkpoint = args.checkpoint or bundled.ARGENSEG_SMALL
+  _check_questions(jobs, checkpoint)
   images = [image_io.read_rgb(j.image) for j in jobs]
   target = np.asarray(image_io.read_rgb(args.target)).mean(-1) > 127 if args.target else None
   if target is not None and target.shape != (images[0].height, images[0].width):
@@ -222,8 +238,7 @@ def _segment(args) -> int:
                      f'image {images[0].width}x{images[0].height}: give the mask of this image.')
   if not args.checkpoint:
     print(f'using the bundled small ARGenSeg ({bundled.ARGENSEG_SMALL})')
-  seg = Segmenter.load(args.checkpoint or bundled.ARGENSEG_SMALL,
-                       batch_size=min(args.batch_size, len(jobs)),
+  seg = Segmenter.load(checkpoint, batch_size=min(args.batch_size, len(jobs)),
                        sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
   results = seg.segment(images, [j.question for j in jobs])
   for job, image, res in zip(jobs, images, results):

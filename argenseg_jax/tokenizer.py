@@ -17,6 +17,7 @@ import re
 import sentencepiece as spm
 from sentencepiece import sentencepiece_model_pb2
 
+from argenseg_jax import dir_json
 from argenseg_jax.checkpoints import hf_dir
 from argenseg_jax.checkpoints.torch_files import CheckpointError
 
@@ -175,7 +176,10 @@ def load_tokenizer(path) -> AddedTokens:
   (sentencepiece) or `byte_tokenizer.json`."""
   path = pathlib.Path(path)
   if (path / BYTE_TOKENIZER_FILE).is_file():
-    return ByteTokenizer(json.loads((path / BYTE_TOKENIZER_FILE).read_text())['added_tokens'])
+    added = dir_json.read_json(path / BYTE_TOKENIZER_FILE, CheckpointError).get('added_tokens')
+    if not isinstance(added, dict):
+      raise CheckpointError(f'{path / BYTE_TOKENIZER_FILE} has no "added_tokens" object.')
+    return ByteTokenizer(added)
   if not (path / MODEL_FILE).is_file():
     raise CheckpointError(f'{path} has no {MODEL_FILE} (nor {BYTE_TOKENIZER_FILE}): copy the '
                           'tokenizer files of the checkpoint into it.')

@@ -6,6 +6,8 @@
 # Several nodes: run this on every node with the same RUN_ID and a shared WORKDIR, plus
 #   ARGENSEG_COORDINATOR=node0:1234 ARGENSEG_NUM_PROCESSES=<nodes> ARGENSEG_PROCESS_ID=<rank>
 #   and --config.distributed=true   (SLURM / Open MPI are detected without the variables).
+# Exit status 75 (EX_TEMPFAIL): preempted by SIGTERM after saving; requeue the job and
+# it resumes. 2: bad input. Anything else: a failure to look at.
 set -euo pipefail
 RUN_ID=${RUN_ID:?set RUN_ID}
 WORKDIR=${WORKDIR:-runs}

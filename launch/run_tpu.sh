@@ -9,6 +9,8 @@
 #
 # Every worker gets the same RUN_ID and WORKDIR (a bucket or a shared filesystem), so
 # they write one checkpoint together. Extra arguments go to `argenseg train`.
+# Exit status 75 (EX_TEMPFAIL): preempted by SIGTERM after saving; requeue the job and
+# it resumes. 2: bad input. Anything else: a failure to look at.
 set -euo pipefail
 RUN_ID=${RUN_ID:?set RUN_ID, the same on every worker}
 WORKDIR=${WORKDIR:?set WORKDIR, e.g. gs://bucket/runs (shared by all workers)}

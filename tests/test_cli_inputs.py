@@ -16,6 +16,7 @@ from argenseg_jax.config_args import load_config
 from argenseg_jax.evaluation import evaluator
 from argenseg_jax.models import var_vqvae_io
 from argenseg_jax.segmenter import Segmenter
+from argenseg_jax.tokenizer import BYTE_TOKENIZER_FILE
 from tests.helpers import SMALL_VQVAE, to_var_state_dict
 
 TINY = str(pathlib.Path(__file__).resolve().parent.parent / 'configs' / 'train_tiny.py')
@@ -179,6 +180,11 @@ def test_damaged_checkpoints_are_named(small_copy, capsys):
   segment = ['segment', '--checkpoint', 'ck', '--image', str(bundled.SCENE), '--expression', 'x']
   _fails(segment, capsys, f'{meta.absolute()} is not valid JSON')
   meta.write_text(text)
+  tokens = small_copy / BYTE_TOKENIZER_FILE
+  tokens_text = tokens.read_text()
+  tokens.write_text(tokens_text[:10])
+  _fails(segment, capsys, f'{tokens} is not valid JSON')
+  tokens.write_text(tokens_text)
   biggest = max((p for p in (small_copy / 'params').rglob('*') if p.is_file()),
                 key=lambda p: p.stat().st_size)
   biggest.write_bytes(biggest.read_bytes()[:biggest.stat().st_size // 2])

@@ -74,13 +74,24 @@ def test_plain_questions_and_placeholder_places(tok):
     chat_template.prompt_ids(tok, 'Please segment <mask> the cat.')
 
 
-def test_segment_refuses_a_typed_token_before_sampling(capsys):
-  """`argenseg segment` (through `Segmenter.segment`) exits 2 naming the token."""
+def test_segment_refuses_a_typed_token_before_loading(tmp_path, capsys, monkeypatch):
+  """`argenseg segment` exits 2 naming the token (and the --batch line) before the model
+  is loaded."""
+  from argenseg_jax import segmenter  # pylint: disable=import-outside-toplevel
+
+  def no_model(*args, **kwargs):
+    raise AssertionError('the model was loaded')
+  monkeypatch.setattr(segmenter.Segmenter, 'load', no_model)
   assert cli.main(['segment', '--image', str(bundled.SCENE), '--prompt',
                    'Please segment <IMG_CONTEXT> the circle.']) == 2
   err = capsys.readouterr().err
   assert "argenseg segment: error: the question holds '<IMG_CONTEXT>'" in err
   assert "'Please segment <IMG_CONTEXT> the circle.'" in err
+  jobs = tmp_path / 'jobs.jsonl'
+  jobs.write_text(f'{{"image": "{bundled.SCENE}", "expression": "the circle"}}\n'
+                  f'{{"image": "{bundled.SCENE}", "expression": "the <ge_start> square"}}\n')
+  assert cli.main(['segment', '--batch', str(jobs)]) == 2
+  assert f"error: {jobs}:2: the question holds '<ge_start>'" in capsys.readouterr().err
 
 
 def _conversation(question, answer):

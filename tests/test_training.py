@@ -20,7 +20,7 @@ from argenseg_jax.config_args import load_config
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.sharding import make_mesh
 from argenseg_jax.tokenizer import ByteTokenizer
-from argenseg_jax.training import optimizer, train_state, train_step, trainer
+from argenseg_jax.training import checkpointing, optimizer, train_state, train_step, trainer
 from data_pipelines import train_pipeline
 from data_pipelines.synthetic_scenes import SyntheticScenes
 
@@ -144,6 +144,13 @@ def test_sigterm_saves_and_stops(tmp_path, monkeypatch):
       f'stopped early by SIGTERM at step 3 of {STEPS}; saved step 3 in {tmp_path}/checkpoints')):
     trainer.train(config, tmp_path)
   assert _committed_steps(tmp_path) == [3]
+  # a step damaged after the save is named when the run resumes, in one line
+  state = tmp_path / 'checkpoints' / '3' / 'state'
+  largest = max((f for f in state.rglob('*') if f.is_file()), key=lambda f: f.stat().st_size)
+  largest.write_bytes(largest.read_bytes()[:largest.stat().st_size // 2])
+  with pytest.raises(checkpointing.ResumeError, match=re.escape(
+      f'{tmp_path}/checkpoints/3 cannot be read (truncated or damaged?)')):
+    trainer.train(config, tmp_path)
 
 
 def test_non_finite_loss_stops_with_the_step(tmp_path, monkeypatch):

@@ -47,8 +47,8 @@ class Checkpointer:
     `data_iterator` moved to where that step left it. Refuses a checkpoint written by
     another number of processes or for another model."""
     step = self.latest_step()
-    meta = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
     where = self.directory / str(step)
+    meta = self._read(where, ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
     if meta['process_count'] != jax.process_count():
       raise ResumeError(
           f'{where} was written by {meta["process_count"]} processes, this run has '
@@ -58,10 +58,19 @@ class Checkpointer:
     if meta['config'].get('model') != json.loads(json.dumps(config.get('model'))):
       raise ResumeError(f'{where} holds another model config than this run\'s; use a new '
                         'workdir for a different model.')
-    restored = self.manager.restore(step, args=ocp.args.Composite(
+    restored = self._read(where, ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state),
         data=grain.checkpoint.CheckpointRestore(data_iterator)))
     return restored.state
+
+  def _read(self, where: pathlib.Path, args):
+    """`manager.restore` of the step at `where`; a damaged step is a `ResumeError`."""
+    try:
+      return self.manager.restore(int(where.name), args=args)
+    except Exception as e:  # orbax raises bare Exceptions for damaged files
+      cause = str(e.__cause__ or e).splitlines()[0][:300]
+      raise ResumeError(f'{where} cannot be read (truncated or damaged?): {cause}. Move it '
+                        'away to resume from the step before it.') from e
 
   def wait(self) -> None:
     self.manager.wait_until_finished()

@@ -29,6 +29,7 @@ import optax
 from flax import nnx
 
 from argenseg_jax import config_args
+from argenseg_jax.checkpoints import atomic
 from argenseg_jax.image_io import signed_to_uint8
 from argenseg_jax.layers.resize import area_resize
 from argenseg_jax.models import var_vqvae_io
@@ -193,7 +194,10 @@ def evaluate(trainer: Trainer, masks: np.ndarray, grey: np.ndarray, batch: int) 
 
 def train(cfg: ml_collections.ConfigDict, out_dir=None,
           log=functools.partial(print, flush=True)) -> dict:
-  """Trains from scratch; writes the tokenizer and `metrics.json` to `out_dir` if given."""
+  """Trains from scratch; writes the tokenizer and `metrics.json` to `out_dir` if given
+  (checked first: a directory holding files we did not write is refused)."""
+  if out_dir is not None:
+    out_dir = atomic.check_target(out_dir, var_vqvae_io.DIR_FORMAT)
   t, res = cfg.train, cfg.model.resolution
   start = time.perf_counter()
   with concurrent.futures.ThreadPoolExecutor(1) as pool:  # data while XLA compiles
