@@ -45,6 +45,31 @@ def test_polygons_union_and_degenerate():
   assert not coco_masks.segmentation_to_mask([], 4, 4).any()
 
 
+def _picture(rows: str) -> np.ndarray:
+  """'#' = True, '.' = False, rows separated by spaces."""
+  return np.array([[c == '#' for c in row] for row in rows.split()])
+
+
+# Polygons on the first and last rows and columns of a 6x5 image, with pycocotools
+# 2.0.11's pixels: a pixel is inside when its centre is, and a centre on the boundary
+# counts on the right and bottom edges but not on the left and top ones.
+@pytest.mark.parametrize('polygon,pixels', [
+    ([0, 0, 6, 0, 6, 5, 0, 5], '###### ###### ###### ###### ######'),
+    ([-0.5, -0.5, 6.8, -0.5, 6.8, 5.9, -0.5, 5.9], '###### ###### ###### ###### ######'),
+    ([0, 4.4, 6, 4.4, 6, 5, 0, 5], '...... ...... ...... ...... ######'),
+    ([5.4, 0, 6, 0, 6, 5, 5.4, 5], '.....# .....# .....# .....# .....#'),
+    ([0, 0, 6, 0, 6, 0.6, 0, 0.6], '###### ...... ...... ...... ......'),
+    ([0, 0, 0.6, 0, 0.6, 5, 0, 5], '#..... #..... #..... #..... #.....'),
+    ([0, 4.6, 6, 4.6, 6, 5, 0, 5], '...... ...... ...... ...... ......'),
+    ([5, 4, 6, 4, 6, 5, 5, 5], '...... ...... ...... ...... .....#'),
+    ([6, 5, 2, 5, 6, 1], '...... .....# ....## ...### ..####'),
+    ([0.5, 0.5, 5.5, 0.5, 5.5, 4.5, 0.5, 4.5], '...... .##### .##### .##### .#####'),
+])
+def test_polygons_on_the_image_border(polygon, pixels):
+  np.testing.assert_array_equal(coco_masks.segmentation_to_mask([polygon], 5, 6),
+                                _picture(pixels))
+
+
 def test_polygon_errors():
   with pytest.raises(ValueError, match='odd number'):
     coco_masks.segmentation_to_mask([[1, 1, 2, 2, 3]], 4, 4)
