@@ -5,6 +5,7 @@ import dataclasses
 import importlib
 import io
 import json
+import zlib
 
 import numpy as np
 import pytest
@@ -116,6 +117,73 @@ def test_sentence_protocol(source, tmp_path):
   assert report['metrics']['T-acc'] == pytest.approx(2 / 3)
   assert report['counts']['queries'] == 4 and report['counts']['no_mask_answers'] == 2
   assert [len(c) for c in seg.calls] == [3, 1]
+
+
+def _answer(image, prompt: str) -> np.ndarray:
+  """The pixel segmenter's mask: pixels whose red value plus the prompt's CRC is < 5
+  modulo 11 (so it depends on every pixel and on the whole prompt)."""
+  red = np.asarray(image)[..., 0].astype(np.int64)
+  return (red + zlib.crc32(prompt.encode())) % 11 < 5
+
+
+class PixelSegmenter:
+  """Answers each (image, prompt) with `_answer`, no mask when that is empty."""
+
+  def segment(self, images, prompts):
+    assert len(images) == len(prompts)
+    masks = [_answer(im, p) for im, p in zip(images, prompts)]
+    return [FakeResult([m] if m.any() else []) for m in masks]
+
+
+@pytest.fixture
+def sized_source(tmp_path):
+  """Samples of different image sizes and random content: two masks joined, an empty
+  GT, no sentences, an image given as a path."""
+  rng = np.random.default_rng(7)
+  samples = []
+  for k, ((w, h), sentences, n_masks) in enumerate([
+      ((5, 4), ['red one', 'the big cat'], 2), ((3, 6), ['dog'], 1), ((7, 2), [], 1),
+      ((6, 5), ['blue', 'a car', 'that thing'], 1), ((4, 7), ['nothing here'], 0),
+      ((2, 3), ['tiny'], 1)]):
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    if k == 3:
+      image_path = tmp_path / 'car.png'
+      Image.fromarray(image).save(image_path)
+      image = str(image_path)
+    masks = [rng.random((h, w)) < 0.4 for _ in range(n_masks)] or [np.zeros((h, w), bool)]
+    samples.append(RefSample(image, sentences, masks, f'b:{k}'))
+  return samples
+
+
+def _expected_rows(samples, protocol):
+  """`(index, sentence, inter, union, iou, no_mask)` per query, computed directly."""
+  rows = []
+  for i, sample in enumerate(samples):
+    image = np.asarray(Image.open(sample.image)) if isinstance(sample.image, str) else sample.image
+    gt = np.any(sample.masks, axis=0)
+    if not sample.sentences:
+      continue
+    questions = ([(-1, sample.sentences)] if protocol == 'object' else
+                 [(k, [s]) for k, s in enumerate(sample.sentences)])
+    for k, sentences in questions:
+      pred = _answer(image, P(sentences))
+      inter, union = int((pred & gt).sum()), int((pred | gt).sum())
+      rows.append((i, k, inter, union, inter / union if union else 1.0, not pred.any()))
+  return rows
+
+
+@pytest.mark.parametrize('protocol', evaluator.PROTOCOLS)
+def test_each_query_is_paired_with_its_image_prompt_and_gt(sized_source, tmp_path, protocol):
+  expected = _expected_rows(sized_source, protocol)
+  report = evaluator.evaluate(PixelSegmenter(), sized_source, batch_size=3, protocol=protocol,
+                              out_dir=tmp_path, num_overlays=0, progress=False)
+  assert [(r['index'], r['sentence'], r['inter'], r['union'], r['iou'], r['no_mask'])
+          for r in report['per_query']] == expected
+  inter, union = sum(r[2] for r in expected), sum(r[3] for r in expected)
+  assert report['metrics']['cIoU'] == pytest.approx(inter / union)
+  assert report['metrics']['gIoU'] == pytest.approx(np.mean([r[4] for r in expected]))
+  assert report['counts']['no_mask_answers'] == sum(r[5] for r in expected)
+  assert report['counts']['skipped_no_sentences'] == 1
 
 
 def test_max_samples_and_bad_arguments(source, tmp_path):
