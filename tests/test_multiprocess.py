@@ -1,12 +1,21 @@
 """Two local CPU processes joined by `jax.distributed` train the tiny config together:
-one global batch split between them, one checkpoint, the same loss on both."""
+one global batch split between them, one checkpoint, the same loss on both; and the
+data pipeline's per-process shards, simulated in one process."""
 
 import json
 import os
 import pathlib
 import socket
 import subprocess
+import re
 import sys
+
+import numpy as np
+
+from argenseg_jax.config_args import load_config
+from argenseg_jax.tokenizer import ByteTokenizer
+from data_pipelines import train_pipeline
+from data_pipelines.ref_sample import RefSample
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -47,3 +56,23 @@ def test_two_processes_train_and_checkpoint(tmp_path):
       capture_output=True, text=True, env=dict(os.environ, XLA_FLAGS=''), check=False)
   assert single.returncode == 2
   assert 'written by 2 processes, this run has 1' in single.stderr
+
+
+def test_process_shards_are_disjoint_and_cover_the_data():
+  """Each of 3 processes reads its own samples of one epoch, the same largest-bucket
+  length; together they read every sample once."""
+  tok = ByteTokenizer.with_tokens(load_config('argenseg:variant=tiny').byte_tokens)
+  spec = train_pipeline.ExampleSpec(image_size=8, image_tokens=1, mask_resolution=8,
+                                    mask_tokens=2, length_buckets=(256, 512), system_prompt='')
+  image, mask = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), bool)
+  source = [RefSample(image, [f'sample {i:02d}'], [mask], f'n:{i}') for i in range(10)]
+  shards = []
+  for index in range(3):
+    cfg = train_pipeline.PipelineConfig(batch_size=1, seed=5, num_epochs=1,
+                                        process_index=index, process_count=3)
+    batches = list(train_pipeline.make_dataset(source, tok, spec, cfg))
+    assert {b['ids'].shape for b in batches} == {(1, 512)}
+    shards.append([int(re.search(r'sample (\d+)', tok.decode(b['ids'][0])).group(1))
+                   for b in batches])
+  assert sorted(map(len, shards)) == [3, 3, 4]
+  assert sorted(sum(shards, [])) == list(range(10)), shards
