@@ -58,13 +58,22 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
       'train_gen_loss': np.asarray(train.gen_loss, np.float32).reshape(1),
       'train_labels_effective': labels,
       'train_inputs_embeds': np.asarray(train.inputs_embeds),
-      # the fixture stores full logit rows only at these positions: they select the rows
-      'train_logits_positions': fixture.outputs['train_logits_positions'],
+      # the fixture stores full logit rows at positions of its choice: they select our
+      # rows, and the positions compared are those of our rows nearest to the stored ones
+      # (rows that our forward computes at other positions fail here too)
+      'train_logits_positions': _nearest_rows(logits, fixture.outputs['train_logits_rows']),
       'train_logits_rows': logits[fixture.outputs['train_logits_positions']],
       'train_logits_lse': (np.log(np.exp(shifted).sum(-1)) + logits.max(-1)).astype(np.float32),
       'train_logits_argmax': logits.argmax(-1).astype(np.int64),
       'train_logit_at_label': np.where(next_labels == -100, 0.0, at_label).astype(np.float32),
   }
+
+
+def _nearest_rows(logits: np.ndarray, rows: np.ndarray) -> np.ndarray:
+  """For each of `rows` `[k, V]`, the position of the closest (L2) row of `logits` `[N, V]`."""
+  logits, rows = logits.astype(np.float64), rows.astype(np.float64)
+  distance = (logits ** 2).sum(-1)[None] - 2 * rows @ logits.T  # + |row|^2, the same per row
+  return distance.argmin(-1).astype(np.int64)
 
 
 def _generation(fixture, model, prefix: str, cfg_scale: float) -> dict[str, np.ndarray]:
