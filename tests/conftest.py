@@ -15,6 +15,7 @@ flags.FLAGS.mark_as_parsed()
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / 'shared'
 GOLDEN = pathlib.Path(os.environ.get('ARGENSEG_GOLDEN_DIR', SHARED / 'golden'))
+REFERENCE = pathlib.Path(os.environ.get('ARGENSEG_REFERENCE_DIR', SHARED / 'reference'))
 
 
 def _missing(message: str):
@@ -25,9 +26,10 @@ def _missing(message: str):
 
 def reference_file(name: str) -> pathlib.Path:
   """A file of `shared/reference` (checkpoint key lists); fails under CI=true if absent."""
-  path = SHARED / 'reference' / name
+  path = REFERENCE / name
   if not path.is_file():
-    _missing(f'reference file {path} not found')
+    _missing(f'reference file {path} not found (set ARGENSEG_REFERENCE_DIR to the folder '
+             'holding the key listings)')
   return path
 
 
