@@ -41,13 +41,14 @@ def test_segment_requests(tmp_path, capsys):
   parse = lambda *a: cli.build_parser().parse_args(['segment', '--checkpoint', 'c', *a])  # noqa: E731
   [job] = cli._segment_jobs(parse('--image', 'a.png', '--expression', 'the cat'))  # pylint: disable=protected-access
   assert job == ('a.png', chat_template.referring_question(['the cat']),
-                 pathlib.Path('a_mask.png'), None, '--out')
+                 pathlib.Path('a_mask.png'), None, '--out', '')
   batch = tmp_path / 'jobs.jsonl'
   batch.write_text('{"image": "a.png", "expression": "the dog", "out": "m.png"}\n'
                    '{"image": "b.png", "prompt": "<image>\\nWhere?"}\n')
-  assert [j[:3] for j in cli._segment_jobs(parse('--batch', str(batch)))] == [  # pylint: disable=protected-access
-      ('a.png', chat_template.referring_question(['the dog']), pathlib.Path('m.png')),
-      ('b.png', '<image>\nWhere?', pathlib.Path('b_line2_mask.png'))]
+  assert [(*j[:3], j.origin) for j in cli._segment_jobs(parse('--batch', str(batch)))] == [  # pylint: disable=protected-access
+      ('a.png', chat_template.referring_question(['the dog']), pathlib.Path('m.png'),
+       f'{batch}:1: '),
+      ('b.png', '<image>\nWhere?', pathlib.Path('b_line2_mask.png'), f'{batch}:2: ')]
   small = tmp_path / 'small.png'
   Image.new('L', (64, 64)).save(small)
   for args, error in [(['--batch', str(batch), '--target', str(small)], 'not --batch'),
