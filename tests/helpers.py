@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 
 import numpy as np
 from flax import nnx
@@ -31,6 +32,49 @@ def read_keys_tsv(path) -> dict[str, tuple]:
   if not rows:
     raise ValueError(f'no keys parsed from {path}')
   return rows
+
+
+# ARGenSeg-8B sizes in `argenseg-8b-keys.tsv` by meaning (its header), per key family.
+_LAYERS = re.compile(r'^(vision_model\.encoder|language_model\.model)\.layers\.(\d+)\.')
+
+
+def scaled_listing(listing: dict[str, tuple], cfg) -> dict[str, tuple]:
+  """`{key: shape}` of an ARGenSeg checkpoint for the small `cfg`, made from the
+  ARGenSeg-8B `listing` alone: layers beyond `cfg`'s dropped, every size replaced by
+  `cfg`'s size of the same meaning in the PyTorch modules (not from our tables)."""
+  v, llm, vq = cfg.image.vision, cfg.llm, cfg.vqvae
+  assert (v.qkv_bias, v.qk_normalization, v.norm_type) == (True, False, 'layer_norm')
+  assert (tuple(vq.ch_mult), vq.num_res_blocks, vq.share_quant_resi, vq.quant_conv_ks) == (
+      (1, 1, 2, 2, 4), 2, 4, 3)
+  d, merged, ch = llm.hidden_size, 4 * v.hidden_size, vq.ch  # mlp1 sees 2x2 patches
+  scales = len(vq.patch_nums)
+  sizes = {  # first matching prefix
+      'vision_model.': {1024: v.hidden_size, 3072: 3 * v.hidden_size,
+                        4096: v.intermediate_size, 14: v.patch_size, 3: v.num_channels,
+                        1025: (v.image_size // v.patch_size) ** 2 + 1},
+      'mlp1.0.': {4096: merged},
+      'mlp1.': {4096: d},
+      'language_model.': {
+          96653: llm.vocab_size, 4096: d, 14336: llm.intermediate_size,
+          6144: (llm.num_attention_heads + 2 * llm.num_key_value_heads) * llm.head_dim},
+      'image_tokenizer.': {160: ch, 320: 2 * ch, 640: 4 * ch, 1920: 12 * ch, 3: 3,
+                           32: vq.z_channels, 4096: vq.vocab_size, 10: scales},
+      '': {4096: d, 32: vq.z_channels, 10: scales,
+           680: sum(p * p for p in vq.patch_nums)},
+  }
+  layers = {'vision_model.encoder': v.num_hidden_layers,
+            'language_model.model': llm.num_hidden_layers}
+  out = {}
+  for key, shape in listing.items():
+    m = _LAYERS.match(key)
+    if m and int(m.group(2)) >= layers[m.group(1)]:
+      continue
+    if key == 'mlp1.1.weight':  # Linear(4 x ViT width -> LLM width): [out, in]
+      out[key] = (d, merged)
+      continue
+    family = sizes[next(p for p in sizes if key.startswith(p))]
+    out[key] = tuple(1 if n == 1 else family[n] for n in shape)
+  return out
 
 
 def small_vqvae_config():

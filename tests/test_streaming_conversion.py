@@ -1,5 +1,6 @@
 """Streaming `convert_pretrained` against the in-memory path, on a synthetic multi-shard
-bfloat16 checkpoint converted in several orbax groups and row blocks."""
+bfloat16 checkpoint converted in several orbax groups and row blocks; its keys and shapes
+come from the ARGenSeg-8B key listing, not from our conversion table."""
 
 import collections
 import functools
@@ -18,6 +19,8 @@ from argenseg_jax.checkpoints.torch_files import CheckpointError
 from argenseg_jax.config_args import load_config
 from argenseg_jax.models import argenseg_io
 from argenseg_jax.models.argenseg import ARGenSeg
+from tests.conftest import reference_file
+from tests.helpers import read_keys_tsv, scaled_listing
 
 WQKV = 'language_model.model.layers.0.attention.wqkv.weight'
 
@@ -31,8 +34,9 @@ def cfg():
 
 @pytest.fixture(scope='module')
 def hf(cfg, tmp_path_factory):
+  shapes = scaled_listing(read_keys_tsv(reference_file('argenseg-8b-keys.tsv')), cfg)
   return synthetic.write_hf_dir(cfg, tmp_path_factory.mktemp('hf'), shards=3,
-                                dtype=ml_dtypes.bfloat16)
+                                dtype=ml_dtypes.bfloat16, shapes=shapes)
 
 
 @pytest.fixture(scope='module')

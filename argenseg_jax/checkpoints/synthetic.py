@@ -45,10 +45,13 @@ def checkpoint_shapes(cfg: ml_collections.ConfigDict) -> dict[str, tuple]:
 
 
 def write_hf_dir(cfg: ml_collections.ConfigDict, out, *, shards: int = 2,
-                 dtype=np.float32, seed: int = 0) -> pathlib.Path:
+                 dtype=np.float32, seed: int = 0,
+                 shapes: dict[str, tuple] | None = None) -> pathlib.Path:
   """Writes a directory that `load_pretrained(out, vqvae_config=cfg.vqvae)` loads as a
   model of `cfg`, with N(0, 0.02) weights in `dtype`; the keys are dealt round-robin
-  into `shards` files, written one shard at a time."""
+  into `shards` files, written one shard at a time. `shapes` (`{key: shape}`, by default
+  `checkpoint_shapes(cfg)`, which follows our conversion table) are the keys written:
+  tests give ones made from the reference key listing."""
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
@@ -57,7 +60,7 @@ def write_hf_dir(cfg: ml_collections.ConfigDict, out, *, shards: int = 2,
   (out / 'added_tokens.json').write_text(json.dumps({
       '<IMG_CONTEXT>': t.img_context_token_id, '<ge_start>': t.gen_start_token_id,
       '<ge_end>': t.gen_end_token_id, '<MASK_CONTEXT>': t.mask_context_token_id}))
-  shapes = checkpoint_shapes(cfg)
+  shapes = checkpoint_shapes(cfg) if shapes is None else shapes
   keys = sorted(shapes)
   rng = np.random.default_rng(seed)
   weight_map = {}
