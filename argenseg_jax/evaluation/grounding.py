@@ -49,7 +49,11 @@ def scale_accuracy(pred: jax.Array, labels: jax.Array, is_visual: jax.Array,
   return correct / jnp.maximum(onehot.sum((0, 1)), 1)
 
 
-def _teacher_forced(model, batch: dict, pixels: jax.Array) -> tuple[jax.Array, jax.Array]:
+@functools.partial(jax.jit, static_argnums=0)
+def _teacher_forced(graphdef, state, batch: dict, pixels: jax.Array
+                    ) -> tuple[jax.Array, jax.Array]:
+  """Visual-token loss and per-scale accuracy of one teacher-forced pass on `pixels`."""
+  model = nnx.merge(graphdef, state)
   out = model.train_forward(batch['ids'], batch['labels'], batch['token_mask'], pixels,
                             batch['image_flags'], batch['masks'], batch['mask_flags'])
   labels = out.labels[:, 1:]
@@ -59,20 +63,16 @@ def _teacher_forced(model, batch: dict, pixels: jax.Array) -> tuple[jax.Array, j
   return out.gen_loss, accuracy
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _own_and_swapped(graphdef, state, batch: dict):
-  model = nnx.merge(graphdef, state)
-  return (_teacher_forced(model, batch, batch['pixels']),
-          _teacher_forced(model, batch, jnp.roll(batch['pixels'], -1, axis=0)))
-
-
 def image_dependence(model, batch: dict) -> Dependence:
   """`batch`: a `train_pipeline.pad_batch` of >= 2 examples with one tile each; the
-  swapped run gives row i the image of row i + 1."""
+  swapped run gives row i the image of row i + 1 (both runs share one compiled pass)."""
   if batch['pixels'].shape[0] != batch['ids'].shape[0] or batch['ids'].shape[0] < 2:
     raise ValueError('image_dependence needs >= 2 examples with one image tile each.')
-  (loss_own, acc_own), (loss_swapped, acc_swapped) = _own_and_swapped(
-      *nnx.split(model), {k: jnp.asarray(v) for k, v in batch.items()})
+  graphdef, state = nnx.split(model)
+  batch = {k: jnp.asarray(v) for k, v in batch.items()}
+  loss_own, acc_own = _teacher_forced(graphdef, state, batch, batch['pixels'])
+  loss_swapped, acc_swapped = _teacher_forced(graphdef, state, batch,
+                                              jnp.roll(batch['pixels'], -1, axis=0))
   return Dependence(float(loss_own), float(loss_swapped),
                     tuple(round(float(a), 4) for a in acc_own),
                     tuple(round(float(a), 4) for a in acc_swapped))
