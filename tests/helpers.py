@@ -34,7 +34,7 @@ def read_keys_tsv(path) -> dict[str, tuple]:
   return rows
 
 
-# ARGenSeg-8B sizes in `argenseg-8b-keys.tsv` by meaning (its header), per key family.
+# A key of a numbered layer: (its stack, its index).
 _LAYERS = re.compile(r'^(vision_model\.encoder|language_model\.model)\.layers\.(\d+)\.')
 
 
@@ -48,7 +48,7 @@ def scaled_listing(listing: dict[str, tuple], cfg) -> dict[str, tuple]:
       (1, 1, 2, 2, 4), 2, 4, 3)
   d, merged, ch = llm.hidden_size, 4 * v.hidden_size, vq.ch  # mlp1 sees 2x2 patches
   scales = len(vq.patch_nums)
-  sizes = {  # first matching prefix
+  sizes = {  # ARGenSeg-8B size -> ours, by meaning (the listing's header); first prefix
       'vision_model.': {1024: v.hidden_size, 3072: 3 * v.hidden_size,
                         4096: v.intermediate_size, 14: v.patch_size, 3: v.num_channels,
                         1025: (v.image_size // v.patch_size) ** 2 + 1},
