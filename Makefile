@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 
-.PHONY: demo test test-all bench install
+.PHONY: demo test test-all mutants bench install
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: install
 
 test-all: install
 	$(PY) -m pytest -q $(ARGS)
+
+# Plants plausible bugs one at a time (tests/mutants.py); every one must be caught.
+mutants: install
+	$(PY) tests/mutants.py $(ARGS)
 
 bench: install
 	$(PY) benchmarks/vqvae_bench.py $(ARGS)

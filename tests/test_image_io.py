@@ -63,3 +63,16 @@ def test_grey_masks_resize_like_rgb_ones():
   ref = Image.fromarray(rgb, 'RGB').resize((512, 512), Image.BICUBIC).resize((128, 128), Image.BICUBIC)
   np.testing.assert_array_equal(mask_to_vae_input(mask, 128),
                                 np.asarray(ref, np.float32) / 255.0 * 2.0 - 1.0)
+
+
+def test_generated_mask_to_the_image_size():
+  """A 16-px generated mask stretched to a 32 x 16 image (size = (W, H)): True exactly on
+  the white box; the threshold is on luma, so pure blue (luma 0.11) is background."""
+  generated = np.zeros((16, 16, 3), np.uint8)
+  generated[4:8, 2:10] = 255
+  generated[12:, 12:] = (0, 0, 255)
+  mask = image_io.mask_from_generated(generated, (32, 16))
+  expected = np.zeros((16, 32), bool)
+  expected[4:8, 4:20] = True
+  assert mask.dtype == bool
+  np.testing.assert_array_equal(mask, expected)

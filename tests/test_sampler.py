@@ -142,7 +142,8 @@ def test_guided_pairs_equal_their_batch_of_one(scripted):
     alone = generate([cond[i], uncond[i]], pixels[[i, i]], cfg_scale=2.0)
     _assert_same_row(out, i, alone, 0)
     _assert_same_row(out, n + i, alone, 1)
-    assert int(out.num_masks[i]) == KINDS[kind][1]
+    assert int(out.num_masks[i]) == int(out.num_masks[n + i]) == KINDS[kind][1]
+    np.testing.assert_array_equal(out.codes[i], out.codes[n + i])  # one mask per pair
   plain = generate(cond, pixels)
   guided = [i for i, k in enumerate(kinds) if KINDS[k][1]]
   assert any((out.codes[i, 0] != plain.codes[i, 0]).any() for i in guided)  # guidance acts
