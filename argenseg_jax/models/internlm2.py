@@ -45,7 +45,8 @@ class KVCache(NamedTuple):
 def write_rows(buffer: jax.Array, new: jax.Array, start: jax.Array) -> jax.Array:
   """`new [B, q, ...]` written into `buffer [B, T, ...]` at slots `start[b] ..
   start[b] + q - 1` of each row; a start of `T` (or more) writes nothing to that row.
-  A chunk as long as the buffer is the whole buffer (its start can only be 0)."""
+  A chunk as long as the buffer replaces it whole: every row must then start at 0 (the
+  one-shot forwards of training and parity), which is not checked."""
   b, q = new.shape[:2]
   if q == buffer.shape[1]:
     return new.astype(buffer.dtype)
