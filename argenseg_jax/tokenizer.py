@@ -129,6 +129,20 @@ class Tokenizer(AddedTokens):
   def _decode_plain(self, ids: list[int]) -> str:
     return self.sp.decode(ids)
 
+  @classmethod
+  def with_tokens(cls, model_file, tokens) -> 'Tokenizer':
+    """`model_file` plus added tokens numbered consecutively after its pieces."""
+    size = spm.SentencePieceProcessor(model_file=str(model_file)).get_piece_size()
+    return cls(model_file, {t: size + i for i, t in enumerate(tokens)})
+
+  def save(self, path) -> pathlib.Path:
+    """Writes `tokenizer.model` and `added_tokens.json` into the directory `path`."""
+    path = pathlib.Path(path)
+    (path / MODEL_FILE).write_bytes(self.sp.serialized_model_proto())
+    (path / hf_dir.ADDED_TOKENS_FILE).write_text(json.dumps(self.added, indent=1,
+                                                            ensure_ascii=False))
+    return path / MODEL_FILE
+
 
 class ByteTokenizer(AddedTokens):
   """UTF-8 bytes: ids 0/1/2 are `<unk>`/`<s>`/`</s>`, byte b is id `3 + b`, then the
@@ -169,6 +183,16 @@ class ByteTokenizer(AddedTokens):
 
   def _decode_plain(self, ids: list[int]) -> str:
     return bytes(i - self.OFFSET for i in ids if i >= self.OFFSET).decode('utf-8', 'replace')
+
+
+def scratch_tokenizer(model_cfg) -> AddedTokens:
+  """The tokenizer of a model trained from scratch: its `vocabulary` (a sentencepiece
+  model file; a bare name is one of the package's assets) or UTF-8 bytes when that is
+  empty, then its `added_tokens` in order."""
+  if model_cfg.get('vocabulary'):
+    from argenseg_jax import bundled  # pylint: disable=import-outside-toplevel
+    return Tokenizer.with_tokens(bundled.ASSETS / model_cfg.vocabulary, model_cfg.added_tokens)
+  return ByteTokenizer.with_tokens(model_cfg.added_tokens)
 
 
 def load_tokenizer(path) -> AddedTokens:

@@ -18,6 +18,7 @@ from argenseg_jax.dir_json import read_dir_json, read_json
 
 INDEX = 'model.safetensors.index.json'
 SINGLE = 'model.safetensors'
+ADDED_TOKENS_FILE = 'added_tokens.json'
 
 
 def read_config(path) -> dict:
@@ -92,8 +93,8 @@ def open_weights(path) -> dict[str, LazyTensor]:
 def read_added_tokens(path) -> dict[str, int]:
   """`{token: id}` of the tokenizer's added (special) tokens."""
   path = pathlib.Path(path)
-  if (path / 'added_tokens.json').is_file():
-    return {k: int(v) for k, v in read_json(path / 'added_tokens.json', CheckpointError).items()}
+  if (path / ADDED_TOKENS_FILE).is_file():
+    return {k: int(v) for k, v in read_json(path / ADDED_TOKENS_FILE, CheckpointError).items()}
   if (path / 'tokenizer_config.json').is_file():
     decoder = read_json(path / 'tokenizer_config.json', CheckpointError).get(
         'added_tokens_decoder', {})
