@@ -50,26 +50,54 @@ def check_text(tokenizer: AddedTokens, text: str, where: str,
                               f'({text[max(start - 40, 0):start + len(token) + 40]!r}).')
 
 
-def referring_question(sentences) -> str:
-  """The original's referring-segmentation prompt: every sentence describing the one
-  target, each followed by '.' (hence the double space after the colon)."""
+QUESTION_STYLES = ('internvl', 'query_first')
+
+
+@dataclasses.dataclass(frozen=True)
+class Referring:
+  """A referring request, worded by `referring_question` in the style of the model that
+  answers it (`question_text`)."""
+  sentences: tuple[str, ...]
+
+
+def referring_question(sentences, style: str = 'internvl') -> str:
+  """The referring-segmentation question about one target.
+
+  internvl: the original's prompt, image first, every sentence followed by '.' (hence
+    the double space after the colon).
+  query_first: the sentences, then the image (`'the red circle.\n<image>'`): in a causal
+    decoder the image tokens then see what is asked (the small model trained from
+    scratch; the released checkpoints use internvl).
+  """
+  if style == 'query_first':
+    return ''.join(f'{s}.' for s in sentences) + f'\n{IMAGE}'
+  if style != 'internvl':
+    raise ValueError(f'question style {style!r}: expected one of {QUESTION_STYLES}.')
   return (f'{IMAGE}\n Given the following instructions: ' + ''.join(f' {s}.' for s in sentences)
           + '; please perform referring segmentation on this image.')
 
 
-def referring_conversation(sentences) -> list[dict]:
+def question_text(question: 'str | Referring', style: str) -> str:
+  """A whole question as given, or a `Referring` request worded in `style`."""
+  return referring_question(question.sentences, style) if isinstance(question, Referring) \
+      else question
+
+
+def referring_conversation(sentences, style: str = 'internvl') -> list[dict]:
   """One human turn asking for the target, one gpt turn answering with one `<mask>`."""
-  return [{'from': 'human', 'value': referring_question(sentences)},
+  return [{'from': 'human', 'value': referring_question(sentences, style)},
           {'from': 'gpt', 'value': REFERRING_ANSWER}]
 
 
-def referring_dialogue(expressions) -> list[dict]:
+def referring_dialogue(expressions, style: str = 'internvl') -> list[dict]:
   """One referring question and `<mask>` answer per expression about the same image;
   `<image>` only in the first question (the first exchange is `referring_conversation`)."""
   turns = []
   for k, expression in enumerate(expressions):
-    question = referring_question([expression])
-    turns += [{'from': 'human', 'value': question if k == 0 else question.removeprefix(f'{IMAGE}\n')},
+    question = referring_question([expression], style)
+    if k:
+      question = question.replace(f'{IMAGE}\n', '').replace(f'\n{IMAGE}', '')
+    turns += [{'from': 'human', 'value': question},
               {'from': 'gpt', 'value': REFERRING_ANSWER}]
   return turns
 
@@ -98,16 +126,18 @@ def check_length(n: int, max_length: int) -> None:
                      'shorten the text, use fewer image tiles, or raise max_length.')
 
 
-def prompt_ids(tokenizer: AddedTokens, question: str, *, num_tiles: int = 1,
+def prompt_ids(tokenizer: AddedTokens, question: 'str | Referring', *, num_tiles: int = 1,
                tokens_per_tile: int = 256, system: str = SYSTEM_PROMPT,
-               max_length: int = 8192) -> list[int]:
+               style: str = 'internvl', max_length: int = 8192) -> list[int]:
   """Inference prompt ids (BOS first), ending with `<|im_start|>assistant\\n`. A
-  question without `<image>` gets `<image>\\n` prepended, like InternVL's `chat`."""
+  question without `<image>` gets `<image>\\n` prepended, like InternVL's `chat`
+  (appended after a newline in the query_first style)."""
+  question = question_text(question, style)
   if not question.replace(IMAGE, '').strip():
     raise ValueError('the prompt is empty: ask a question, e.g. "Please segment the cat."')
   check_text(tokenizer, question, 'the question', allowed=(IMAGE,))
   if IMAGE not in question:
-    question = f'{IMAGE}\n{question}'
+    question = f'{question}\n{IMAGE}' if style == 'query_first' else f'{IMAGE}\n{question}'
   text = (_turn('system', system)
           + _turn('user', expand_image(question, num_tiles, tokens_per_tile))
           + '<|im_start|>assistant\n')

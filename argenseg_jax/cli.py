@@ -91,7 +91,7 @@ class _Job(NamedTuple):
   """One `argenseg segment` request; `where` names its output in errors ('--out' or
   'FILE:LINE: "out"'), `origin` the request ('' or 'FILE:LINE: ')."""
   image: str
-  question: str
+  question: 'str | chat_template.Referring'
   out: pathlib.Path              # the first mask; mask k > 0 goes to OUT_k.png
   previews: pathlib.Path | None  # folder for the first mask's decode of every scale
   where: str
@@ -106,10 +106,10 @@ def _text(value, name: str, hint: str, where: str = '') -> str | None:
   raise ValueError(f'{where}{name} is {got}: {hint}.')
 
 
-def _question(prompt, expression, names: tuple[str, str], where: str = '') -> str | None:
-  """The question of a whole `prompt` or of a referring `expression` (asked in the
-  referring question the models were trained with); None if neither is given. `names`
-  name the two in errors."""
+def _question(prompt, expression, names: tuple[str, str], where: str = ''):
+  """A whole `prompt`, or a referring `expression` as a `chat_template.Referring` (the
+  model asks it in the referring question it was trained with); None if neither is
+  given. `names` name the two in errors."""
   from argenseg_jax import chat_template  # pylint: disable=import-outside-toplevel
   prompt = _text(prompt, names[0], 'give a whole question, e.g. "<image>\\nPlease segment '
                  'the red circle."', where)
@@ -118,7 +118,7 @@ def _question(prompt, expression, names: tuple[str, str], where: str = '') -> st
   if prompt is not None and expression is not None:
     raise ValueError(f'{where}give {names[0]} (a whole question) or {names[1]} (wrapped in '
                      'the referring question the models were trained with), not both.')
-  return prompt if expression is None else chat_template.referring_question([expression])
+  return prompt if expression is None else chat_template.Referring((expression,))
 
 
 BATCH_KEYS = ('image', 'prompt', 'expression', 'out')
@@ -171,8 +171,7 @@ def _segment_jobs(args) -> list[_Job]:
   if not (args.image or text or args.checkpoint):  # the demo: bundled model and scene
     print(f'using the bundled scene ({bundled.SCENE.name}, "{bundled.SCENE_EXPRESSION}")')
     args.target = args.target or str(bundled.SCENE_TARGET)
-    args.image, text = str(bundled.SCENE), chat_template.referring_question(
-        [bundled.SCENE_EXPRESSION])
+    args.image, text = str(bundled.SCENE), chat_template.Referring((bundled.SCENE_EXPRESSION,))
   if not (args.image and text):
     raise ValueError('give --image and --prompt/--expression, or --batch FILE.jsonl.')
   out = pathlib.Path(args.out or f'{pathlib.Path(args.image).stem}_mask.png')
@@ -212,8 +211,12 @@ def _check_questions(jobs: list[_Job], checkpoint) -> None:
     return  # `Segmenter.load` names the missing directory
   tokenizer = load_tokenizer(checkpoint)
   for job in jobs:
-    chat_template.check_text(tokenizer, job.question, f'{job.origin}the question',
-                             allowed=(chat_template.IMAGE,))
+    if isinstance(job.question, chat_template.Referring):
+      for sentence in job.question.sentences:
+        chat_template.check_text(tokenizer, sentence, f'{job.origin}the expression')
+    else:
+      chat_template.check_text(tokenizer, job.question, f'{job.origin}the question',
+                               allowed=(chat_template.IMAGE,))
 
 
 def _iou(mask, target) -> float:
@@ -242,7 +245,8 @@ def _segment(args) -> int:
                        sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
   results = seg.segment(images, [j.question for j in jobs])
   for job, image, res in zip(jobs, images, results):
-    print(f'{job.image}: {job.question!r} -> {res.text!r} ({len(res.masks)} mask(s))')
+    asked = getattr(job.question, 'sentences', (job.question,))
+    print(f'{job.image}: {" ".join(asked)!r} -> {res.text!r} ({len(res.masks)} mask(s))')
     if res.out_of_masks:
       print('  (the answer asked for more masks than the sampler had room for)')
     for k, mask in enumerate(res.masks):
@@ -333,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
   sg.add_argument('--prompt', help='a whole question, e.g. "<image>\\nPlease segment the red '
                   'circle."')
   sg.add_argument('--expression', help='a referring expression, e.g. "the red circle", '
-                  "asked in the original's referring question (what the models were trained on)")
+                  'asked in the referring question the model was trained with')
   sg.add_argument('--batch', help='jsonl file: one {"image", "prompt" or "expression", '
                   '"out"?} per line; a line N without "out" writes IMAGE_lineN_mask.png')
   sg.add_argument('--out', help='mask PNG (default: IMAGE_mask.png); a second mask goes to '
@@ -357,12 +361,19 @@ def build_parser() -> argparse.ArgumentParser:
   tr.set_defaults(func=_train)
 
   from argenseg_jax import plan  # pylint: disable=import-outside-toplevel
-  from argenseg_jax.evaluation import evaluator  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.evaluation import evaluator, grounding  # pylint: disable=import-outside-toplevel
   ev = sub.add_parser('eval', help='evaluate a checkpoint on a referring dataset',
                       description=evaluator.__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
   evaluator.add_arguments(ev)
   ev.set_defaults(func=evaluator.run_eval)
+
+  gr = sub.add_parser('grounding', help='does a model need its image and its words? '
+                      '(teacher-forced loss with own, swapped and shuffled inputs)',
+                      description=grounding.__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+  grounding.add_arguments(gr)
+  gr.set_defaults(func=grounding.run)
 
   pl = sub.add_parser('plan', help='memory / FLOPs plan of a mesh (nothing allocated)',
                       description=plan.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -111,16 +111,17 @@ class Segmenter:
       raise ValueError(f'{len(prompts)} prompts but {len(pixels)} image tiles (one per prompt).')
     return SamplerOutput(*(x[:len(prompts)] for x in self._sample(prompts, pixels)))
 
-  def segment(self, images: Sequence, prompts: Sequence[str]) -> list[Result]:
+  def segment(self, images: Sequence, prompts: Sequence) -> list[Result]:
     """One result per (image, question) pair; images are PIL (any mode), uint8
-    `[H, W, 3]` or file paths; a question without `<image>` gets one. Runs `batch_size`
-    pairs at a time."""
+    `[H, W, 3]` or file paths; a question is whole text (without `<image>` it gets one)
+    or a `chat_template.Referring` request, worded as this model was trained. Runs
+    `batch_size` pairs at a time."""
     if len(images) != len(prompts):
       raise ValueError(f'{len(images)} images but {len(prompts)} prompts.')
     images = [_rgb(img) for img in images]
     ids = [chat_template.prompt_ids(self.tokenizer, p, tokens_per_tile=self.spec.image_tokens,
                                     system=self.spec.system_prompt,
-                                    max_length=self.max_prompt_tokens) for p in prompts]
+                                    style=self.spec.question_style, max_length=self.max_prompt_tokens) for p in prompts]
     results = []
     for start in range(0, len(images), self.batch_size):
       end = start + self.batch_size

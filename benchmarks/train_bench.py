@@ -19,7 +19,7 @@ import jax
 from argenseg_jax.config_args import load_config
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.sharding import make_mesh
-from argenseg_jax.tokenizer import ByteTokenizer
+from argenseg_jax.tokenizer import scratch_tokenizer
 from argenseg_jax.training import optimizer, train_state, train_step
 from data_pipelines import train_pipeline
 from data_pipelines.synthetic_scenes import SyntheticScenes
@@ -28,7 +28,7 @@ from timing import parse_args
 
 def pipeline_rate(model_cfg, image_size: int, batch: int, workers: int, batches: int) -> float:
   """Examples/s of the training chain at `image_size`-px images (first batch excluded)."""
-  tok = ByteTokenizer.with_tokens(load_config('argenseg:variant=tiny').byte_tokens)
+  tok = scratch_tokenizer(load_config('argenseg:variant=tiny'))
   spec = train_pipeline.spec_for(model_cfg, length_buckets=(1024, 2048))
   ds = train_pipeline.make_dataset(
       SyntheticScenes(100_000, seed=0, size=image_size), tok, spec,
@@ -45,7 +45,7 @@ def step_rate(batch: int, steps: int) -> tuple[float, float]:
   """(examples/s, seconds per step) of the tiny train step, compile excluded."""
   config = load_config('train_tiny')
   cfg = load_config(config.model)
-  tok = ByteTokenizer.with_tokens(cfg.byte_tokens)
+  tok = scratch_tokenizer(cfg)
   spec = train_pipeline.spec_for(cfg, length_buckets=tuple(config.data.length_buckets))
   it = iter(train_pipeline.make_dataset(SyntheticScenes(1000, seed=0, size=64), tok, spec,
                                         train_pipeline.PipelineConfig(batch_size=batch)))

@@ -21,13 +21,19 @@ class RefSample:
     no-target answer; a multi-target expression has the union of its objects).
   origin: `'file:line'` (or another locator) named by every error about this sample.
   conversation: explicit `[{'from': 'human'|'gpt', 'value': ...}]` turns; when None the
-    prompt template builds them from `sentences`.
+    prompt template builds them from `sentences` (or `dialogue`) in the model's style.
+  dialogue: one expression per mask, asked one after another about the image (a
+    multi-turn referring dialogue; `sentences` holds the first); None: one question.
+  group: a name among the source's `groups` (e.g. the synthetic template) under which
+    the evaluation also reports the metrics; '' for none.
   """
   image: str | np.ndarray
   sentences: list[str]
   masks: list[np.ndarray]
   origin: str
   conversation: list[dict] | None = None
+  dialogue: list[str] | None = None
+  group: str = ''
 
   @property
   def has_target(self) -> bool:

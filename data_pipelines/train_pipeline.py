@@ -41,6 +41,7 @@ class ExampleSpec:
   length_buckets: tuple[int, ...] = (1024, 2048, 4096, 8192)
   pad_id: int = 0
   system_prompt: str = chat_template.SYSTEM_PROMPT
+  question_style: str = 'internvl'  # `chat_template.referring_question`
   max_consecutive_skips: int = 1000  # then the data cannot fit: stop with an error
 
   @property
@@ -50,7 +51,8 @@ class ExampleSpec:
 
 def spec_for(model_cfg, **overrides) -> ExampleSpec:
   """The `ExampleSpec` of an ARGenSeg config (`configs/argenseg.py` structure): tile
-  size, image tokens, mask schedule and system prompt come from the model."""
+  size, image tokens, mask schedule, system prompt and question style come from the
+  model."""
   from argenseg_jax.models.var_vqvae import num_tokens  # pylint: disable=import-outside-toplevel
   vision = model_cfg.image.vision
   grid = vision.image_size // vision.patch_size
@@ -58,7 +60,9 @@ def spec_for(model_cfg, **overrides) -> ExampleSpec:
   return ExampleSpec(image_size=vision.image_size, image_tokens=image_tokens,
                      mask_resolution=model_cfg.vqvae.resolution,
                      mask_tokens=num_tokens(model_cfg.vqvae.patch_nums),
-                     **{'system_prompt': system_prompt(model_cfg), **overrides})
+                     **{'system_prompt': system_prompt(model_cfg),
+                        'question_style': model_cfg.get('question_style', 'internvl'),
+                        **overrides})
 
 
 def system_prompt(model_cfg) -> str:
@@ -90,7 +94,9 @@ class EncodeExample(grain.transforms.Map):
 
   def map(self, sample: RefSample) -> dict | None:
     spec = self.spec
-    conversation = sample.conversation or chat_template.referring_conversation(sample.sentences)
+    conversation = sample.conversation or (
+        chat_template.referring_dialogue(sample.dialogue, spec.question_style) if sample.dialogue
+        else chat_template.referring_conversation(sample.sentences, spec.question_style))
     wanted = sum(turn['value'].count(chat_template.MASK) for turn in conversation
                  if turn['from'] == 'gpt')
     if wanted != len(sample.masks):
@@ -101,7 +107,7 @@ class EncodeExample(grain.transforms.Map):
                        f'{spec.max_masks}; raise it in the data config.')
     try:
       if not sample.conversation:
-        for sentence in sample.sentences:
+        for sentence in sample.dialogue or sample.sentences:
           chat_template.check_text(self.tokenizer, sentence, 'the expression')
       example = chat_template.training_example(
           self.tokenizer, conversation, tokens_per_tile=spec.image_tokens,

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 
 from argenseg_jax.config_args import load_config
-from argenseg_jax.tokenizer import ByteTokenizer
+from argenseg_jax.tokenizer import scratch_tokenizer
 from data_pipelines import train_pipeline
 from data_pipelines.ref_sample import RefSample
 
@@ -61,7 +61,7 @@ def test_two_processes_train_and_checkpoint(tmp_path):
 def test_process_shards_are_disjoint_and_cover_the_data():
   """Each of 3 processes reads its own samples of one epoch, the same largest-bucket
   length; together they read every sample once."""
-  tok = ByteTokenizer.with_tokens(load_config('argenseg:variant=tiny').byte_tokens)
+  tok = scratch_tokenizer(load_config('argenseg:variant=tiny'))
   spec = train_pipeline.ExampleSpec(image_size=8, image_tokens=1, mask_resolution=8,
                                     mask_tokens=2, length_buckets=(256, 512), system_prompt='')
   image, mask = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), bool)

@@ -13,14 +13,14 @@ from argenseg_jax.config_args import load_config
 from argenseg_jax.image_io import ImageError
 from argenseg_jax.sampler import SamplerConfig
 from argenseg_jax.segmenter import Segmenter
-from argenseg_jax.tokenizer import BYTE_TOKENIZER_FILE, ByteTokenizer
+from argenseg_jax.tokenizer import BYTE_TOKENIZER_FILE, scratch_tokenizer
 from data_pipelines.synthetic_scenes import SyntheticScenes
 from tests.scripted_model import scripted_argenseg
 
 
 @pytest.fixture(scope='module')
 def tokenizer():
-  return ByteTokenizer.with_tokens(load_config('argenseg:variant=tiny').byte_tokens)
+  return scratch_tokenizer(load_config('argenseg:variant=tiny'))
 
 
 @pytest.fixture(scope='module')

@@ -10,7 +10,7 @@ import sentencepiece as spm
 
 from argenseg_jax import bundled, chat_template, cli
 from argenseg_jax.config_args import load_config
-from argenseg_jax.tokenizer import ByteTokenizer, load_tokenizer
+from argenseg_jax.tokenizer import load_tokenizer, scratch_tokenizer
 from configs.argenseg import CHAT_TOKENS, SPECIALS
 from data_pipelines import train_pipeline
 from data_pipelines.ref_sample import RefSample
@@ -23,7 +23,7 @@ CORPUS = ['Please segment the red circle.', 'Sure, the segmentation result: here
 
 @pytest.fixture(scope='module')
 def byte_tok():
-  return ByteTokenizer.with_tokens(load_config('argenseg:variant=tiny').byte_tokens)
+  return scratch_tokenizer(load_config('argenseg:variant=tiny'))
 
 
 @pytest.fixture(scope='module')
@@ -91,7 +91,7 @@ def test_segment_refuses_a_typed_token_before_loading(tmp_path, capsys, monkeypa
   jobs.write_text(f'{{"image": "{bundled.SCENE}", "expression": "the circle"}}\n'
                   f'{{"image": "{bundled.SCENE}", "expression": "the <ge_start> square"}}\n')
   assert cli.main(['segment', '--batch', str(jobs)]) == 2
-  assert f"error: {jobs}:2: the question holds '<ge_start>'" in capsys.readouterr().err
+  assert f"error: {jobs}:2: the expression holds '<ge_start>'" in capsys.readouterr().err
 
 
 def _conversation(question, answer):

@@ -9,6 +9,8 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from argenseg_jax import bundled
+from data_pipelines import data_spec
 from data_pipelines import synthetic_scenes as ss
 from data_pipelines.ref_sample import RefSample
 
@@ -183,11 +185,7 @@ def test_follow_up_questions(source):
       assert tuple(sorted(_resolve(r.text, scene.objects, multi.margin))) == tuple(sorted(r.targets))
     sample = multi[i]
     assert len(sample.masks) == len(texts)
-    if len(texts) > 1:  # a dialogue: one question per expression, the image in the first
-      turns = sample.conversation
-      assert len(turns) == 2 * len(texts) and turns[0]['value'].startswith('<image>')
-      assert all(text in t['value'] for text, t in zip(texts, turns[::2]))
-      assert sum(t['value'].count('<image>') for t in turns) == 1
+    assert sample.dialogue == (texts if len(texts) > 1 else None)
     for r, m in zip(scene.referents, sample.masks):
       assert np.array_equal(m, scene.mask(r))
     counts.append(len(texts))
@@ -218,3 +216,11 @@ def test_write_samples(source, tmp_path):
                                   source[i].image)
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / line['mask'])) > 127,
                                   source[i].masks[0])
+
+
+def test_the_bundled_scene_is_its_synthetic_source():
+  source = data_spec.open_source(f'{bundled.SCENE_SOURCE},n={bundled.SCENE_INDEX + 1}')
+  sample = source[bundled.SCENE_INDEX]
+  assert sample.sentences == [bundled.SCENE_EXPRESSION]
+  assert np.array_equal(np.asarray(Image.open(bundled.SCENE)), sample.image)
+  assert np.array_equal(np.asarray(Image.open(bundled.SCENE_TARGET)) > 127, sample.masks[0])

@@ -7,13 +7,13 @@ from PIL import Image
 
 from argenseg_jax import chat_template
 from argenseg_jax.config_args import load_config
-from argenseg_jax.tokenizer import ByteTokenizer
+from argenseg_jax.tokenizer import scratch_tokenizer
 from data_pipelines import train_pipeline
 from data_pipelines.image_transforms import normalize_tile
 from data_pipelines.mask_transforms import mask_to_vae_input
 from data_pipelines.ref_sample import RefSample
 
-TOK = ByteTokenizer.with_tokens(load_config('argenseg:variant=tiny').byte_tokens)
+TOK = scratch_tokenizer(load_config('argenseg:variant=tiny'))
 BOS, START, END = TOK.bos_id, TOK.token_id('<|im_start|>'), TOK.token_id('<|im_end|>')
 IMAGE = [TOK.token_id(t) for t in ('<img>', '<IMG_CONTEXT>', '<IMG_CONTEXT>', '</img>')]
 GS, MC, GE = (TOK.token_id(t) for t in ('<ge_start>', '<MASK_CONTEXT>', '<ge_end>'))

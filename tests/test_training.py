@@ -19,7 +19,7 @@ import pytest
 from argenseg_jax.config_args import load_config
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.sharding import make_mesh
-from argenseg_jax.tokenizer import ByteTokenizer
+from argenseg_jax.tokenizer import scratch_tokenizer
 from argenseg_jax.training import checkpointing, optimizer, train_state, train_step, trainer
 from data_pipelines import train_pipeline
 from data_pipelines.synthetic_scenes import SyntheticScenes
@@ -51,12 +51,12 @@ def _committed_steps(workdir) -> list[int]:
 
 @pytest.fixture(scope='module')
 def tiny_run(tmp_path_factory):
-  """The workdir of one uninterrupted in-process run of the tiny config, with export,
-  given as a relative path."""
+  """The workdir of one uninterrupted in-process run of the tiny config, with export (and
+  one every 12 steps), given as a relative path."""
   workdir = tmp_path_factory.mktemp('tiny_run')
   with pytest.MonkeyPatch.context() as patch:
     patch.chdir(workdir.parent)
-    trainer.train(_config(export=True), workdir.name)
+    trainer.train(_config(export=True, export_every=12), workdir.name)
   return workdir
 
 
@@ -66,6 +66,10 @@ def test_tiny_training_lowers_the_loss(tiny_run):
   assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0, losses
   assert _committed_steps(tiny_run) == [20, 24]
   assert (tiny_run / 'export' / 'argenseg.json').is_file()
+  exports = sorted((tiny_run / 'exports').iterdir())
+  assert [p.name for p in exports] == ['step_12', 'step_24']
+  assert all((p / 'argenseg.json').is_file() and (p / 'byte_tokenizer.json').is_file()
+             for p in exports)
   assert list((tiny_run / 'tensorboard').glob('events.out.tfevents.*'))
 
 
@@ -76,7 +80,7 @@ def test_sharded_step_equals_unsharded():
   cfg = load_config('argenseg:variant=tiny')
   spec = train_pipeline.spec_for(cfg, length_buckets=tuple(config.data.length_buckets))
   batch = next(iter(train_pipeline.make_dataset(
-      SyntheticScenes(16, seed=3, size=64), ByteTokenizer.with_tokens(cfg.byte_tokens), spec,
+      SyntheticScenes(16, seed=3, size=64), scratch_tokenizer(cfg), spec,
       train_pipeline.PipelineConfig(config.batch_size))))
   tx = optimizer.make_optimizer(config.optimizer, STEPS)
   ctor = functools.partial(ARGenSeg, cfg)
