@@ -17,7 +17,7 @@ setuptools.setup(
     python_requires='>=3.10',
     packages=setuptools.find_packages(include=['argenseg_jax', 'argenseg_jax.*',
                                                'data_pipelines', 'data_pipelines.*']),
-    package_data={'argenseg_jax': ['assets/*.png', 'assets/mask_vqvae/*',
+    package_data={'argenseg_jax': ['assets/*.png', 'assets/*.model', 'assets/mask_vqvae/*',
                                    'assets/argenseg_small/**/*']},
     install_requires=CORE,
     extras_require={

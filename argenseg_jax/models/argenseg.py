@@ -18,6 +18,7 @@ from flax import nnx
 from argenseg_jax.layers import posemb
 from argenseg_jax.layers.linear import dense
 from argenseg_jax.layers.losses import masked_cross_entropy
+from argenseg_jax.models import cell_attention
 from argenseg_jax.models.internvl_chat import InternVLChat, replace_rows
 from argenseg_jax.models.var_vqvae import VQVAE, num_tokens
 
@@ -38,6 +39,9 @@ class ARGenSeg(InternVLChat):
     super().__init__(cfg, rngs)
     self.tokens = ml_collections.FrozenConfigDict(cfg.tokens)
     self.patch_nums = tuple(cfg.vqvae.patch_nums)
+    self.visual_loss = cfg.get('visual_loss', 'tokens')
+    if self.visual_loss not in ('tokens', 'scales'):
+      raise ValueError(f"visual_loss must be 'tokens' or 'scales', got {self.visual_loss!r}.")
     d, z = cfg.llm.hidden_size, cfg.vqvae.z_channels
     if cfg.llm.vocab_size != cfg.tokens.visual_token_base + cfg.vqvae.vocab_size:
       raise ValueError(f'vocab_size {cfg.llm.vocab_size} != visual_token_base '
@@ -59,6 +63,26 @@ class ARGenSeg(InternVLChat):
                                embedding_init=nnx.with_partitioning(lvl_init, (None, 'embed')),
                                rngs=rngs)
     self.image_tokenizer = VQVAE(cfg.vqvae, rngs)
+    if cfg.get('cell_heads', 0):
+      self._init_cell_matching(cfg)
+
+  def _init_cell_matching(self, cfg: ml_collections.ConfigDict) -> None:
+    """`cell_heads` key heads of the first layer start as cell matchers
+    (`cell_attention.py`); needs the sine-cosine image-token and slot tables, one image
+    token per final-scale cell."""
+    last = self.patch_nums[-1]
+    tokens = self.vision.token_pos
+    if cfg.get('slot_init') != 'sincos2d' or tokens is None or tokens.shape[0] != last ** 2:
+      raise ValueError('cell_heads needs slot_init=sincos2d and token_pos_init=sincos2d with '
+                       f'one image token per final-scale cell ({last}x{last}).')
+    llm = cfg.llm
+    attention = self.language_model.layers[0].attention
+    span = 2 * (tokens.shape[0] + num_tokens(self.patch_nums))
+    wq, wk = cell_attention.cell_matching_init(
+        attention.wq[...], attention.wk[...], cell_attention.slow_dims(llm.head_dim, llm.rope_theta, 0.3, span),
+        cfg.get('cell_strength', 2.0), cfg.cell_heads)
+    attention.wq[...] = wq
+    attention.wk[...] = wk
 
   @property
   def level_of_slot(self) -> np.ndarray:
@@ -105,13 +129,26 @@ class ARGenSeg(InternVLChat):
                           target_ids.reshape(-1, 1), jnp.repeat(valid, slots))[..., 0]
     return embeds, labels
 
+  def slot_weights(self, is_gen: jax.Array) -> jax.Array | None:
+    """Visual-loss weights `[B, N]` for the visual targets `is_gen [B, N]` (a row's
+    masks' slots in order): None for the original's mean over tokens (`visual_loss=
+    'tokens'`); with 'scales', every scale of a mask weighs the same, its tokens sharing
+    it, so the few coarse tokens that place the object count as much as the 64 fine ones
+    that refine its edge."""
+    if self.visual_loss == 'tokens':
+      return None
+    per_slot = 1.0 / np.array([p * p for p in self.patch_nums])[self.level_of_slot]
+    slot = (jnp.cumsum(is_gen, axis=1) - 1) % len(per_slot)
+    return jnp.asarray(per_slot, jnp.float32)[slot]
+
   def train_forward(self, ids: jax.Array, labels: jax.Array, token_mask: jax.Array,
                     pixels: jax.Array, image_flags: jax.Array, masks: jax.Array,
                     mask_flags: jax.Array, drop_path_rng: jax.Array | None = None
                     ) -> TrainOutput:
     """The original's training forward (one teacher-forced pass; see `train_inputs`):
-    text and visual-token losses, each a mean over its own targets, full-vocabulary
-    softmax. `token_mask [B, L]` is False on padding."""
+    text and visual-token losses, each a mean over its own targets (the visual one
+    weighted by `slot_weights`), full-vocabulary softmax. `token_mask [B, L]` is False
+    on padding."""
     embeds, labels = self.train_inputs(ids, labels, pixels, image_flags, masks, mask_flags,
                                        drop_path_rng)
     b, length = ids.shape
@@ -125,6 +162,8 @@ class ARGenSeg(InternVLChat):
     is_text = (shift_labels != -100) & (shift_labels <= mask_context)
     is_gen = shift_labels > mask_context
     text_loss = masked_cross_entropy(shift_logits, shift_labels, is_text)
-    gen_loss = masked_cross_entropy(shift_logits, shift_labels, is_gen)
+    weights = self.slot_weights(is_gen.reshape(b, length - 1))
+    gen_loss = masked_cross_entropy(shift_logits, shift_labels, is_gen,
+                                    None if weights is None else weights.reshape(-1))
     loss = text_loss + jnp.where(is_gen.any(), gen_loss, 0.0)
     return TrainOutput(loss, text_loss, gen_loss, logits, labels, embeds)

@@ -10,6 +10,7 @@ import jax
 import ml_collections
 from flax import nnx
 
+from argenseg_jax.layers import posemb
 from argenseg_jax.models.intern_vit import InternViT
 from argenseg_jax.models.projector import Projector, flatten_grid, pixel_shuffle, tokens_to_grid
 
@@ -22,7 +23,12 @@ class ImageFeatures(NamedTuple):
 
 class ImageEmbedder(nnx.Module):
   """`vision_model` (InternViT) + `mlp1`, named like the checkpoint. With
-  `freeze_backbone` (default, as ARGenSeg trains) no gradient flows into the ViT."""
+  `freeze_backbone` (default, as ARGenSeg trains) no gradient flows into the ViT.
+
+  `token_pos_init='sincos2d'` (models trained from scratch; not in the original) adds a
+  trainable `token_pos [N / 4, D_llm]` to the image tokens, started at the 2D sine-cosine
+  table of their cells in units of image-token cells: the frame of ARGenSeg's mask slots
+  (`slot_init`) when there is one image token per final-scale cell."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
     self.select_layer = cfg.select_layer
@@ -36,6 +42,14 @@ class ImageEmbedder(nnx.Module):
     self.vision_model = InternViT(cfg.vision, rngs)
     in_dim = cfg.vision.hidden_size * int(round(1 / cfg.downsample_ratio)) ** 2
     self.mlp1 = Projector(in_dim, cfg.llm_hidden_size, rngs)
+    self.token_pos = nnx.data(None)
+    if cfg.get('token_pos_init', ''):
+      if cfg.token_pos_init != 'sincos2d':
+        raise ValueError(f"token_pos_init must be '' or 'sincos2d', got {cfg.token_pos_init!r}.")
+      side = int(round(cfg.vision.image_size // cfg.vision.patch_size * self.downsample_ratio))
+      self.token_pos = nnx.Param(posemb.sincos_2d(*posemb.grid_points(side, side),
+                                                  cfg.llm_hidden_size),
+                                 out_sharding=(None, 'embed'))
 
   def features(self, pixels: jax.Array, drop_path_rng: jax.Array | None = None) -> ImageFeatures:
     """All intermediate results for `pixels: [T, H, W, 3]` (ImageNet-normalised)."""
@@ -45,7 +59,10 @@ class ImageEmbedder(nnx.Module):
       hidden = jax.lax.stop_gradient(hidden)
     shuffled = flatten_grid(pixel_shuffle(tokens_to_grid(hidden[:, 1:]),
                                           self.downsample_ratio, self.ps_version))
-    return ImageFeatures(hidden, shuffled, self.mlp1(shuffled))
+    embeds = self.mlp1(shuffled)
+    if self.token_pos is not None:
+      embeds = embeds + self.token_pos[...].astype(embeds.dtype)
+    return ImageFeatures(hidden, shuffled, embeds)
 
   def embed_image(self, pixels: jax.Array) -> jax.Array:
     """`[T, 448, 448, 3] -> [T, 256, D_llm]`."""
