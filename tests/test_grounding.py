@@ -4,8 +4,9 @@ ARGenSeg, which reads its image on one-object scenes (held-out seed 2027)."""
 import numpy as np
 import pytest
 
-from argenseg_jax import bundled
+from argenseg_jax import bundled, cli
 from argenseg_jax.evaluation import grounding
+from argenseg_jax.tokenizer import load_tokenizer
 
 SPEC = 'synthetic:seed=2027,n=4,objects=1,templates=colour_shape,no_target_fraction=0'
 
@@ -13,7 +14,8 @@ SPEC = 'synthetic:seed=2027,n=4,objects=1,templates=colour_shape,no_target_fract
 @pytest.fixture(scope='module')
 def small():
   """`(model, batch)`: the bundled small ARGenSeg and four held-out one-object scenes."""
-  return grounding.load_batch(str(bundled.ARGENSEG_SMALL), SPEC, 4)
+  model, batch, _ = grounding.load_batches(str(bundled.ARGENSEG_SMALL), SPEC, 4)
+  return model, batch
 
 
 def test_scale_accuracy_by_hand():
@@ -44,7 +46,21 @@ def test_equal_images_give_equal_runs(small):
   assert dep.loss_own == dep.loss_swapped and dep.accuracy_own == dep.accuracy_swapped
 
 
-def test_command_line_names_a_short_dataset_before_loading_the_model(tmp_path):
-  with pytest.raises(ValueError, match='fewer than --samples 8'):
-    grounding.main(['--checkpoint', str(tmp_path / 'not_loaded'), '--data', SPEC,
-                    '--samples', '8'])
+def test_command_line_names_a_short_dataset_before_loading_the_model(tmp_path, capsys):
+  assert cli.main(['grounding', '--checkpoint', str(tmp_path / 'not_loaded'), '--data', SPEC,
+                   '--samples', '8']) == 2
+  assert 'fewer than --samples 8' in capsys.readouterr().err
+
+
+def test_shuffled_expressions_keep_the_images_and_targets():
+  model, batch, shuffled = grounding.load_batches(str(bundled.ARGENSEG_SMALL), SPEC, 4)
+  for key in ('pixels', 'masks', 'mask_flags'):
+    assert np.array_equal(batch[key], shuffled[key]), key
+  tokenizer = load_tokenizer(bundled.ARGENSEG_SMALL)
+  asked = [[tokenizer.decode(r[m]).split('instructions: ')[1].split('.;')[0]
+            for r, m in zip(b['ids'], b['token_mask'])] for b in (batch, shuffled)]
+  assert len(set(asked[0])) > 1 and asked[1] == asked[0][1:] + asked[0][:1]
+  dep = grounding.image_dependence(model, batch, shuffled)
+  assert dep.loss_shuffled is not None and len(dep.accuracy_shuffled) == len(model.patch_nums)
+  same = grounding.image_dependence(model, batch, batch)
+  assert same.loss_shuffled == same.loss_own
