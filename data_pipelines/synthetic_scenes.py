@@ -51,7 +51,6 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from argenseg_jax import chat_template
 from data_pipelines.ref_sample import RefSample
 
 REFERENCE_SIZE = 128  # the pixel lengths below are for this canvas size
@@ -370,6 +369,11 @@ class SyntheticScenes:
   def __len__(self) -> int:
     return self.num_samples
 
+  @property
+  def groups(self) -> tuple[str, ...]:
+    """The template names, which the samples' `group` holds (evaluated separately)."""
+    return tuple(TEMPLATES)
+
   def scene(self, i: int) -> Scene:
     """The layout and expression of sample `i`."""
     i = int(i)
@@ -412,12 +416,11 @@ class SyntheticScenes:
 
   def __getitem__(self, i: int) -> RefSample:
     scene = self.scene(i)
-    conversation = None
-    if scene.follow_ups:
-      conversation = chat_template.referring_dialogue([r.text for r in scene.referents])
     return RefSample(image=scene.image(), sentences=[scene.referent.text],
                      masks=[scene.mask(r) for r in scene.referents],
-                     origin=self._origin(int(i)), conversation=conversation)
+                     origin=self._origin(int(i)),
+                     dialogue=[r.text for r in scene.referents] if scene.follow_ups else None,
+                     group=scene.referent.template)
 
   def _origin(self, i: int) -> str:
     return f'synthetic(seed={self.seed})[{i}]'

@@ -40,6 +40,7 @@ class FakeSegmenter:
 
   def segment(self, images, prompts):
     assert all(im.mode == 'RGB' and self.size in (None, im.size) for im in images)
+    prompts = [chat_template.question_text(p, 'internvl') for p in prompts]  # its template
     self.calls.append(list(prompts))
     masks = [self.answers.get(p) for p in prompts]
     return [FakeResult([] if m is None else [m]) for m in masks]
@@ -106,6 +107,28 @@ def test_object_protocol(source, tmp_path):
   assert overlay.shape == (H, 2 * W, 3)
 
 
+class GroupedSource(list):
+  groups = ('cats', 'nothing', 'dogs')
+
+
+def test_metrics_per_group(source, tmp_path):
+  grouped = GroupedSource(dataclasses.replace(s, group=g) for s, g in zip(
+      source, ['cats', 'cats', 'nothing', '']))
+  report = evaluator.evaluate(FakeSegmenter(ANSWERS), grouped, batch_size=2, out_dir=tmp_path,
+                              num_overlays=0, progress=False)
+  groups = report['per_group']
+  assert list(groups) == ['cats', 'nothing']  # 'dogs' has no query; sample 3 no group
+  assert groups['cats']['queries'] == 1 and groups['cats']['cIoU'] == pytest.approx(4 / 12)
+  assert groups['nothing']['N-acc'] == 1.0 and groups['nothing']['T-acc'] is None
+  assert groups['nothing']['gIoU'] == 1.0 and report['metrics']['gIoU'] != 1.0
+  printed = evaluator.format_summary(report)
+  assert '  cats (1 queries): cIoU 33.33' in printed and 'nothing (1 queries)' in printed
+  bad = GroupedSource([dataclasses.replace(source[0], group='birds')])
+  with pytest.raises(ValueError, match="group 'birds' is not one of"):
+    evaluator.evaluate(FakeSegmenter(ANSWERS), bad, batch_size=1, out_dir=tmp_path,
+                       num_overlays=0, progress=False)
+
+
 def test_sentence_protocol(source, tmp_path):
   seg = FakeSegmenter(ANSWERS)
   report = evaluator.evaluate(seg, source, batch_size=3, protocol='sentence',
@@ -131,7 +154,8 @@ class PixelSegmenter:
 
   def segment(self, images, prompts):
     assert len(images) == len(prompts)
-    masks = [_answer(im, p) for im, p in zip(images, prompts)]
+    masks = [_answer(im, chat_template.question_text(p, 'internvl'))
+             for im, p in zip(images, prompts)]
     return [FakeResult([m] if m.any() else []) for m in masks]
 
 

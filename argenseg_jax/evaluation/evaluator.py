@@ -36,7 +36,8 @@ from data_pipelines.ref_sample import RefSample
 
 PROTOCOLS = ('object', 'sentence')
 # Columns of the per-query rows gathered across hosts.
-ROW = ('index', 'sentence', 'inter', 'union', 'iou', 'box_iou', 'no_mask')
+ROW = ('index', 'sentence', 'inter', 'union', 'iou', 'box_iou', 'no_mask', 'pred_empty',
+       'gt_empty', 'group')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Query:
   image: Image.Image
   gt: np.ndarray        # bool [H, W], the union of the sample's masks
   origin: str
+  group: int = -1       # index of the sample's group in the source's `groups` (-1: none)
 
 
 def shard_range(n: int, index: int, count: int) -> range:
@@ -65,17 +67,23 @@ def ground_truth(sample: RefSample, size: tuple[int, int]) -> np.ndarray:
   return gt
 
 
-def sample_queries(sample: RefSample, index: int, protocol: str) -> list[Query]:
-  """The questions of one sample under `protocol` (none if it has no sentences)."""
+def sample_queries(sample: RefSample, index: int, protocol: str,
+                   groups: Sequence[str] = ()) -> list[Query]:
+  """The questions of one sample under `protocol` (none if it has no sentences);
+  `groups`: the source's group names, which `sample.group` indexes."""
+  if sample.group and sample.group not in groups:
+    raise ValueError(f'{sample.origin}: group {sample.group!r} is not one of the source\'s '
+                     f'groups {list(groups)}.')
+  group = list(groups).index(sample.group) if sample.group else -1
   if not sample.sentences:
     return []
   image = image_io.as_rgb(sample.image)
   gt = ground_truth(sample, image.size)
   if protocol == 'object':
-    prompts = [(-1, chat_template.referring_question(sample.sentences))]
+    prompts = [(-1, chat_template.Referring(tuple(sample.sentences)))]
   else:
-    prompts = [(k, chat_template.referring_question([s])) for k, s in enumerate(sample.sentences)]
-  return [Query(index, k, p, image, gt, sample.origin) for k, p in prompts]
+    prompts = [(k, chat_template.Referring((s,))) for k, s in enumerate(sample.sentences)]
+  return [Query(index, k, p, image, gt, sample.origin, group) for k, p in prompts]
 
 
 def batches(source: Sequence[RefSample], indices: range, protocol: str, batch_size: int,
@@ -84,7 +92,7 @@ def batches(source: Sequence[RefSample], indices: range, protocol: str, batch_si
   sample indices to `skipped`."""
   batch, read = [], 0
   for i in indices:
-    queries = sample_queries(source[i], i, protocol)
+    queries = sample_queries(source[i], i, protocol, getattr(source, 'groups', ()))
     read += 1
     if not queries:
       skipped.append(i)
@@ -117,14 +125,29 @@ def _gather(acc: metrics.MetricAccumulator, rows: np.ndarray, counts: np.ndarray
 
 
 def save_overlay(path: pathlib.Path, q: Query, pred: np.ndarray) -> None:
-  """`[GT in green | prediction in red]` side by side, uint8 `[H, 2W, 3]`."""
-  both = np.concatenate([image_io.overlay(q.image, q.gt, color=(40, 220, 40)),
+  """`[ground truth | prediction]`, each outlined on the image, uint8 `[H, 2W, 3]`."""
+  both = np.concatenate([image_io.overlay(q.image, q.gt),
                          image_io.overlay(q.image, pred)], axis=1)
   atomic.write_atomic(path, lambda tmp: image_io.write_png(tmp, both))
 
 
 def _row(q: Query, s: metrics.SampleScore, no_mask: bool) -> list[float]:
-  return [q.index, q.sentence, s.inter, s.union, s.iou, s.box_iou, no_mask]
+  return [q.index, q.sentence, s.inter, s.union, s.iou, s.box_iou, no_mask, s.pred_empty,
+          s.gt_empty, q.group]
+
+
+def per_group(rows: np.ndarray, groups: Sequence[str]) -> dict[str, dict]:
+  """`{group: {'queries': n, **metrics}}` for each group with queries, from all rows."""
+  out = {}
+  for k, name in enumerate(groups):
+    acc = metrics.MetricAccumulator()
+    for r in rows[rows[:, ROW.index('group')] == k]:
+      d = dict(zip(ROW, r.tolist()))
+      acc.add(metrics.SampleScore(int(d['inter']), int(d['union']), d['iou'], d['box_iou'],
+                                  bool(d['pred_empty']), bool(d['gt_empty'])))
+    if acc.samples:
+      out[name] = {'queries': acc.samples, **acc.summary()}
+  return out
 
 
 def _per_query(rows: np.ndarray) -> list[dict]:
@@ -192,6 +215,7 @@ def evaluate(segmenter, source: Sequence[RefSample], *, batch_size: int,
       'time': {'started': started.isoformat(timespec='seconds'), 'seconds': round(seconds, 3),
                'queries_per_second': round(acc.samples / seconds, 3) if seconds else None},
       'overlays': overlays,
+      'per_group': per_group(rows, getattr(source, 'groups', ())),
       'per_query': _per_query(rows),
   }
   if pid == 0:
@@ -242,11 +266,19 @@ def run_eval(args) -> int:
   return 0
 
 
+def _cells(values: dict) -> str:
+  return '  '.join(f'{k} {"-" if v is None else f"{100 * v:.2f}"}' for k, v in values.items())
+
+
 def format_summary(report: dict) -> str:
-  """Two lines: the counts and the metrics (percentages, '-' where undefined)."""
+  """The counts and the metrics (percentages, '-' where undefined), then a line per
+  group of the source (if it has groups)."""
   c = report['counts']
   head = (f'{report["protocol"]} protocol: {c["queries"]} queries over {c["samples"]} '
           f'samples ({c["skipped_no_sentences"]} without sentences skipped, '
           f'{c["no_mask_answers"]} answers without a mask)')
-  cells = [f'{k} {"-" if v is None else f"{100 * v:.2f}"}' for k, v in report['metrics'].items()]
-  return head + '\n' + '  '.join(cells)
+  lines = [head, _cells(report['metrics'])]
+  for name, values in report.get('per_group', {}).items():
+    values = dict(values)
+    lines.append(f'  {name} ({values.pop("queries")} queries): {_cells(values)}')
+  return '\n'.join(lines)
