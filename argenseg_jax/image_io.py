@@ -80,10 +80,31 @@ def mask_from_generated(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   return np.asarray(resized.convert('L'), np.float32) / 255.0 > 0.5
 
 
-def overlay(image: Image.Image, mask: np.ndarray, color=(255, 40, 40),
-            alpha: float = 0.5) -> np.ndarray:
-  """The RGB image with `mask [H, W]` tinted by `color`, `uint8 [H, W, 3]`."""
+# tint candidates: the one farthest from the masked pixels' mean colour is used
+TINTS = np.array([(255, 0, 255), (0, 255, 255), (255, 255, 255), (0, 0, 0)], np.float32)
+
+
+def _grow(mask: np.ndarray) -> np.ndarray:
+  """`mask` and its 8 neighbours (one pixel of dilation), bool `[H, W]`."""
+  padded = np.pad(mask, 1)
+  h, w = mask.shape
+  return np.any([padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)], axis=0)
+
+
+def overlay(image: Image.Image, mask: np.ndarray, alpha: float = 0.3) -> np.ndarray:
+  """The RGB image with `mask [H, W]` lightly tinted and outlined, `uint8 [H, W, 3]`,
+  readable whatever the colours: the tint and the inner outline take the candidate of
+  `TINTS` farthest from the masked pixels' mean colour, and a one-pixel ring just outside
+  is black or white, whichever is farther from the pixels it covers."""
   rgb = np.asarray(image.convert('RGB'), np.float32)
-  tint = np.asarray(color, np.float32)
+  mask = np.asarray(mask, bool)
+  if not mask.any():
+    return rgb.astype(np.uint8)
+  tint = TINTS[np.linalg.norm(TINTS - rgb[mask].mean(0), axis=1).argmax()]
   out = np.where(mask[..., None], (1 - alpha) * rgb + alpha * tint, rgb)
+  edge = mask & _grow(~mask)  # mask pixels next to a background one
+  ring = _grow(mask) & ~mask
+  out[edge] = tint
+  if ring.any():
+    out[ring] = 0 if rgb[ring].mean() > 127 else 255
   return np.clip(out, 0, 255).astype(np.uint8)

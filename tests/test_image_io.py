@@ -76,3 +76,23 @@ def test_generated_mask_to_the_image_size():
   expected[4:8, 4:20] = True
   assert mask.dtype == bool
   np.testing.assert_array_equal(mask, expected)
+
+
+@pytest.mark.parametrize('background', [(235, 235, 235), (20, 20, 30), (200, 40, 40)])
+@pytest.mark.parametrize('colour', [(220, 40, 40), (40, 180, 60), (40, 80, 220), (230, 210, 40)])
+def test_overlay_is_readable_whatever_the_colours(colour, background):
+  yy, xx = np.mgrid[:32, :32]
+  disc = (yy - 16) ** 2 + (xx - 16) ** 2 <= 64
+  image = np.where(disc[..., None], colour, background).astype(np.uint8)
+  out = image_io.overlay(Image.fromarray(image), disc).astype(np.float32)
+  changed = np.linalg.norm(out - image, axis=-1)
+  inner_edge = disc & ~np.pad(disc, 1)[2:, 1:-1] | disc & ~np.pad(disc, 1)[:-2, 1:-1]
+  outer_ring = ~disc & (np.pad(disc, 1)[2:, 1:-1] | np.pad(disc, 1)[:-2, 1:-1])
+  assert changed[inner_edge].min() > 150 and changed[outer_ring].min() > 150  # a clear line
+  interior = disc & ~(np.pad(~disc, 2)[:-4, 2:-2] | np.pad(~disc, 2)[4:, 2:-2]
+                      | np.pad(~disc, 2)[2:-2, :-4] | np.pad(~disc, 2)[2:-2, 4:])
+  assert 20 < changed[interior].mean() < 0.5 * 255 * np.sqrt(3)  # tinted, still visible
+  far = np.ones_like(disc)
+  far[4:29, 4:29] = False
+  assert changed[far].max() == 0
+  assert np.array_equal(image_io.overlay(Image.fromarray(image), np.zeros_like(disc)), image)
