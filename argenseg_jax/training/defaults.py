@@ -9,6 +9,7 @@
                    `accum_steps` micro batches
   frozen           parameter paths left out of the optimizer (spec §5.5)
   mesh             data/fsdp/tensor sizes; data=-1 takes the remaining devices
+  export_every     also write an inference checkpoint every N steps (0: only at the end)
 """
 
 import ml_collections
@@ -26,4 +27,4 @@ def base_config() -> ml_collections.ConfigDict:
       frozen=('vision_model', 'image_tokenizer'),
       mesh=dict(data=-1, fsdp=1, tensor=1), distributed=False,
       checkpoint=dict(every=200, keep=1, async_save=True),
-      log_every=10, export=True))
+      log_every=10, export=True, export_every=0))

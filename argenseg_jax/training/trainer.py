@@ -8,7 +8,9 @@ with status 75). A non-finite loss stops the run with the step number before any
 saved, so the last checkpoint stays good.
 
 Writes `DIR/metrics.jsonl`, TensorBoard events in `DIR/tensorboard/`, and at the end an
-inference checkpoint `DIR/export/` (`argenseg segment --checkpoint DIR/export`).
+inference checkpoint `DIR/export/` (`argenseg segment --checkpoint DIR/export`);
+`export_every=N` also writes one every N steps to `DIR/exports/step_N/` (for learning
+curves: `argenseg eval` on each).
 """
 
 import functools
@@ -27,7 +29,7 @@ from argenseg_jax.checkpoints import atomic
 from argenseg_jax.models import var_vqvae_io
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.progress import Progress
-from argenseg_jax.tokenizer import ByteTokenizer, load_tokenizer
+from argenseg_jax.tokenizer import load_tokenizer, scratch_tokenizer
 from argenseg_jax.training import optimizer, train_state, train_step
 from argenseg_jax.training.checkpointing import Checkpointer
 from argenseg_jax.training.metric_writer import MetricWriter
@@ -57,11 +59,11 @@ def resolve_model(config: ml_collections.ConfigDict, workdir: pathlib.Path):
     return model_cfg, model, load_tokenizer(config.init_from), config.init_from
   model_cfg = config_args.load_config(config.model)
   model_cfg.llm.remat = config.remat
-  if not model_cfg.get('byte_tokens'):
-    raise ValueError(f'model {config.model!r} has no byte-level tokenizer: to train it from '
-                     'scratch give a byte-level config, or set init_from to a checkpoint '
-                     'directory that holds its tokenizer.')
-  tokenizer = ByteTokenizer.with_tokens(model_cfg.byte_tokens)
+  if not model_cfg.get('added_tokens'):
+    raise ValueError(f'model {config.model!r} names no tokenizer to train from scratch '
+                     '(variants tiny and small do): give such a config, or set init_from to '
+                     'a checkpoint directory that holds its tokenizer.')
+  tokenizer = scratch_tokenizer(model_cfg)
   if jax.process_index() == 0:
     tokenizer.save(workdir)
   return model_cfg, None, tokenizer, workdir
@@ -175,6 +177,10 @@ def train(config: ml_collections.ConfigDict, workdir) -> dict:
         logged, t0 = step, time.perf_counter()
       if save:
         ckpt.save(step, state, data_iter, meta)
+      if config.export_every and step % config.export_every == 0 and jax.process_index() == 0:
+        pretrained.save_pretrained(train_state.model_of(lay, state), model_cfg,
+                                   workdir / 'exports' / f'step_{step}',
+                                   tokenizer_dir=tokenizer_dir, overwrite=True)
       if stopping:
         break
   finally:
