@@ -84,8 +84,8 @@ MUTANTS = (
     Mutant('eval_first_image_for_all', EVALUATOR, 'segmenter.segment([q.image for q in batch]',
            'segmenter.segment([batch[0].image for q in batch]', T_EVAL),
     Mutant('eval_first_sentence_only', EVALUATOR,
-           'prompts = [(-1, chat_template.referring_question(sample.sentences))]',
-           'prompts = [(-1, chat_template.referring_question(sample.sentences[:1]))]', T_EVAL),
+           'prompts = [(-1, chat_template.Referring(tuple(sample.sentences)))]',
+           'prompts = [(-1, chat_template.Referring(tuple(sample.sentences[:1])))]', T_EVAL),
     Mutant('eval_predictions_reversed', EVALUATOR, 'zip(batch, predict(segmenter, batch))',
            'zip(batch, predict(segmenter, batch)[::-1])', T_EVAL),
     Mutant('eval_gt_last_mask', EVALUATOR, '    gt |= mask.astype(bool)',
@@ -187,6 +187,18 @@ MUTANTS = (
     Mutant('embed_inputs_first_tile_for_all', 'argenseg_jax/models/internvl_chat.py',
            'image_tokens.reshape(t * n, d), valid)',
            'jnp.tile(image_tokens[:1], (t, 1, 1)).reshape(t * n, d), valid)', T_GROUNDING),
+    # the small model's prompt, the per-template report, the overlay, the word check
+    Mutant('query_first_puts_the_image_first', 'argenseg_jax/chat_template.py',
+           "return ''.join(f'{s}.' for s in sentences) + f'\\n{IMAGE}'",
+           "return f'{IMAGE}\\n' + ''.join(f'{s}.' for s in sentences)",
+           ('tests/test_synthetic_vocab.py',)),
+    Mutant('per_group_off_by_one', EVALUATOR, 'group = list(groups).index(sample.group) if',
+           'group = 1 + list(groups).index(sample.group) if', T_EVAL),
+    Mutant('overlay_without_outline', 'argenseg_jax/image_io.py', '  out[edge] = tint\n',
+           '\n', ('tests/test_image_io.py',)),
+    Mutant('grounding_expressions_from_the_previous_sample',
+           'argenseg_jax/evaluation/grounding.py', 'others = chosen[1:] + chosen[:1]',
+           'others = chosen[-1:] + chosen[:-1]', T_GROUNDING),
 )
 
 
