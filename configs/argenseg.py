@@ -84,11 +84,11 @@ def get_config(arg=None):
   vocabulary = ''
   if args.variant == 'small' and args.vocabulary == 'words':
     vocabulary = bundled.SYNTHETIC_VOCAB.name
-  first = {'8b': 92544, 'mid': 5000}.get(args.variant, BYTES) + (
-      len(CHAT_TOKENS) if args.variant in SCRATCH_VARIANTS else 0)
   if vocabulary:
-    first = (spm.SentencePieceProcessor(model_file=str(bundled.SYNTHETIC_VOCAB)).get_piece_size()
-             + len(CHAT_TOKENS))
+    base = spm.SentencePieceProcessor(model_file=str(bundled.SYNTHETIC_VOCAB)).get_piece_size()
+  else:
+    base = {'8b': 92544, 'mid': 5000}.get(args.variant, BYTES)
+  first = base + (len(CHAT_TOKENS) if args.variant in SCRATCH_VARIANTS else 0)
   ids = token_ids(first)
   vqvae = config_args.load_config(f'var_vqvae:res={args.res}')
   if args.variant == '8b':

@@ -58,8 +58,8 @@ def get_config(arg=None):
   if args.recipe not in RECIPES:
     raise ValueError(f'recipe={args.recipe}: expected one of {sorted(RECIPES)}.')
   recipe = RECIPES[args.recipe]
-  steps, batch_size, lr, task, workers = (
-      getattr(args, k) or recipe[k] for k in ('steps', 'batch_size', 'lr', 'task', 'workers'))
+  steps, batch_size, lr, task = (
+      getattr(args, k) or recipe[k] for k in ('steps', 'batch_size', 'lr', 'task'))
   workers = recipe['workers'] if args.workers < 0 else args.workers
   if task not in TASKS:
     raise ValueError(f'task={task}: expected one of {sorted(TASKS)}.')
