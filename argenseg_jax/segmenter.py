@@ -4,7 +4,7 @@
   [result] = seg.segment([image], ['Please segment the red circle.'])
   result.text, result.masks[0]          # answer text, bool [H, W]
 
-Everything model-specific comes from the checkpoint's config (`train_pipeline.spec_for`):
+Everything model-specific comes from the checkpoint's config (`example_spec.spec_for`):
 the ViT tile side S, the `<IMG_CONTEXT>` tokens per tile, the system prompt and the
 VQ-VAE resolution R. Prompts are left-padded to a multiple of `bucket` tokens and the
 batch to `batch_size` rows (copies of the last row), so one compiled sampler serves every
@@ -24,13 +24,13 @@ from flax import nnx
 from PIL import Image
 
 from argenseg_jax import chat_template, image_io
+from argenseg_jax.example_spec import spec_for
+from argenseg_jax.image_transforms import image_to_pixels
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.pretrained import load_pretrained
 from argenseg_jax.sampler import SamplerConfig, SamplerOutput, generate
 from argenseg_jax.tokenizer import AddedTokens, load_tokenizer
 from argenseg_jax.vqvae_tokenizer import VQVAETokenizer
-from data_pipelines.image_transforms import image_to_pixels
-from data_pipelines.train_pipeline import spec_for
 
 
 @dataclasses.dataclass

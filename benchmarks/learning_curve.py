@@ -14,6 +14,7 @@ import argparse
 import pathlib
 import tempfile
 
+from argenseg_jax.cli import evaluate
 from argenseg_jax.evaluation import evaluator, grounding
 from argenseg_jax.sampler import SamplerConfig
 from argenseg_jax.segmenter import Segmenter
@@ -41,8 +42,8 @@ def main() -> None:
   print('| step | examples | visual loss right / swapped image / shuffled words | cIoU | gIoU '
         '| N-acc | T-acc |\n|---|---|---|---|---|---|---|')
   for step, path in exports(args.workdir):
-    dep = grounding.image_dependence(*grounding.load_batches(str(path), args.data,
-                                                             args.grounding_samples))
+    dep = grounding.image_dependence(*evaluate.load_batches(str(path), args.data,
+                                                            args.grounding_samples))
     seg = Segmenter.load(path, batch_size=args.batch_size,
                          sampler=SamplerConfig(max_new_tokens=64))
     with tempfile.TemporaryDirectory() as out:

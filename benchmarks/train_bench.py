@@ -16,6 +16,7 @@ import time
 
 import jax
 
+from argenseg_jax import example_spec
 from argenseg_jax.config_args import load_config
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.sharding import make_mesh
@@ -29,7 +30,7 @@ from timing import parse_args
 def pipeline_rate(model_cfg, image_size: int, batch: int, workers: int, batches: int) -> float:
   """Examples/s of the training chain at `image_size`-px images (first batch excluded)."""
   tok = scratch_tokenizer(load_config('argenseg:variant=tiny'))
-  spec = train_pipeline.spec_for(model_cfg, length_buckets=(1024, 2048))
+  spec = example_spec.spec_for(model_cfg, length_buckets=(1024, 2048))
   ds = train_pipeline.make_dataset(
       SyntheticScenes(100_000, seed=0, size=image_size), tok, spec,
       train_pipeline.PipelineConfig(batch_size=batch, worker_count=workers))
@@ -46,7 +47,7 @@ def step_rate(batch: int, steps: int) -> tuple[float, float]:
   config = load_config('train_tiny')
   cfg = load_config(config.model)
   tok = scratch_tokenizer(cfg)
-  spec = train_pipeline.spec_for(cfg, length_buckets=tuple(config.data.length_buckets))
+  spec = example_spec.spec_for(cfg, length_buckets=tuple(config.data.length_buckets))
   it = iter(train_pipeline.make_dataset(SyntheticScenes(1000, seed=0, size=64), tok, spec,
                                         train_pipeline.PipelineConfig(batch_size=batch)))
   mesh = make_mesh(devices=jax.devices()[:1])

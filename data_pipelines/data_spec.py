@@ -21,7 +21,7 @@ import importlib
 import pathlib
 from typing import Any, Callable, Sequence
 
-from data_pipelines.ref_sample import RefSample
+from argenseg_jax.ref_sample import RefSample
 
 
 class DataSpecError(ValueError):

@@ -12,7 +12,7 @@ import numpy as np
 from data_pipelines.coco_masks import union_mask
 from data_pipelines.mask_files import read_mask
 from data_pipelines.reader_checks import require_image, require_samples
-from data_pipelines.ref_sample import RefSample
+from argenseg_jax.ref_sample import RefSample
 
 
 @dataclasses.dataclass(frozen=True)

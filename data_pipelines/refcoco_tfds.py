@@ -32,7 +32,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from argenseg_jax.image_io import to_rgb
-from data_pipelines.ref_sample import RefSample
+from argenseg_jax.ref_sample import RefSample
 from data_pipelines.refcoco_reader import IMAGE_DIRS, RefCocoReader, load_refcoco
 
 NAME = 'argenseg_refcoco'

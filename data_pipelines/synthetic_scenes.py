@@ -51,7 +51,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from data_pipelines.ref_sample import RefSample
+from argenseg_jax.ref_sample import RefSample
 
 REFERENCE_SIZE = 128  # the pixel lengths below are for this canvas size
 COLOURS = {'red': (220, 40, 40), 'green': (40, 180, 60), 'blue': (40, 80, 220),

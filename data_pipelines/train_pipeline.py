@@ -19,55 +19,18 @@ import logging
 import signal
 
 import grain
+import jax
 import numpy as np
 
 from argenseg_jax import chat_template, image_io
+from argenseg_jax.example_spec import ExampleSpec
+from argenseg_jax.image_transforms import normalize_tile
+from argenseg_jax.mask_transforms import mask_to_vae_input
+from argenseg_jax.ref_sample import RefSample
 from argenseg_jax.tokenizer import AddedTokens
-from data_pipelines.image_transforms import normalize_tile
-from data_pipelines.mask_transforms import mask_to_vae_input
-from data_pipelines.ref_sample import RefSample
+from data_pipelines import data_spec
 
 BATCH_KEYS = ('ids', 'labels', 'token_mask', 'pixels', 'image_flags', 'masks', 'mask_flags')
-
-
-@dataclasses.dataclass(frozen=True)
-class ExampleSpec:
-  """What one encoded example looks like; built from a model config by `spec_for`."""
-  image_size: int                 # ViT tile side S
-  image_tokens: int               # `<IMG_CONTEXT>` tokens per tile
-  mask_resolution: int            # VQ-VAE input side R
-  mask_tokens: int                # visual tokens per mask (680 at 256 px)
-  max_masks: int = 1              # mask slots per example (M)
-  length_buckets: tuple[int, ...] = (1024, 2048, 4096, 8192)
-  pad_id: int = 0
-  system_prompt: str = chat_template.SYSTEM_PROMPT
-  question_style: str = 'internvl'  # `chat_template.referring_question`
-  max_consecutive_skips: int = 1000  # then the data cannot fit: stop with an error
-
-  @property
-  def max_length(self) -> int:
-    return self.length_buckets[-1]
-
-
-def spec_for(model_cfg, **overrides) -> ExampleSpec:
-  """The `ExampleSpec` of an ARGenSeg config (`configs/argenseg.py` structure): tile
-  size, image tokens, mask schedule, system prompt and question style come from the
-  model."""
-  from argenseg_jax.models.var_vqvae import num_tokens  # pylint: disable=import-outside-toplevel
-  vision = model_cfg.image.vision
-  grid = vision.image_size // vision.patch_size
-  image_tokens = int(round(grid * model_cfg.image.downsample_ratio)) ** 2
-  return ExampleSpec(image_size=vision.image_size, image_tokens=image_tokens,
-                     mask_resolution=model_cfg.vqvae.resolution,
-                     mask_tokens=num_tokens(model_cfg.vqvae.patch_nums),
-                     **{'system_prompt': system_prompt(model_cfg),
-                        'question_style': model_cfg.get('question_style', 'internvl'),
-                        **overrides})
-
-
-def system_prompt(model_cfg) -> str:
-  """The system turn the model was trained with (InternVL's unless the config says)."""
-  return model_cfg.get('system_prompt', chat_template.SYSTEM_PROMPT)
 
 
 class EncodeExample(grain.transforms.Map):
@@ -187,6 +150,19 @@ def make_dataset(source, tokenizer: AddedTokens, spec: ExampleSpec,
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.worker_count),
                         worker_init_fn=_leave_sigterm_to_the_trainer)
   return ds
+
+
+def training_inputs(config):
+  """The trainer's `inputs(tokenizer, spec, batch_size)` for a train config
+  (`config.data.spec`, `config.data.workers`, `config.seed`), this process's share. The
+  source is opened now, so a bad spec fails before a model is loaded."""
+  source = data_spec.open_source(config.data.spec)
+
+  def inputs(tokenizer: AddedTokens, spec: ExampleSpec, batch_size: int) -> grain.IterDataset:
+    return make_dataset(source, tokenizer, spec, PipelineConfig(
+        batch_size=batch_size, seed=config.seed, worker_count=config.data.workers,
+        process_index=jax.process_index(), process_count=jax.process_count()))
+  return inputs
 
 
 def _leave_sigterm_to_the_trainer(worker_index: int, worker_count: int) -> None:

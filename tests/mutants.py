@@ -197,7 +197,7 @@ MUTANTS = (
     Mutant('overlay_without_outline', 'argenseg_jax/image_io.py', '  out[edge] = tint\n',
            '\n', ('tests/test_image_io.py',)),
     Mutant('grounding_expressions_from_the_previous_sample',
-           'argenseg_jax/evaluation/grounding.py', 'others = chosen[1:] + chosen[:1]',
+           'argenseg_jax/cli/evaluate.py', 'others = chosen[1:] + chosen[:1]',
            'others = chosen[-1:] + chosen[:-1]', T_GROUNDING),
 )
 

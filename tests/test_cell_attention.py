@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from argenseg_jax import example_spec
 from argenseg_jax.config_args import load_config
 from argenseg_jax.layers.rope import apply_rope
 from argenseg_jax.models import cell_attention
@@ -30,7 +31,7 @@ def _first_layer_attention(cfg) -> tuple[np.ndarray, np.ndarray, int]:
   """Head 0's attention `[L, L]` of one synthetic example at init, the positions of its
   image tokens, and of its `<ge_start>`."""
   model = ARGenSeg(cfg, nnx.Rngs(0))
-  spec = train_pipeline.spec_for(cfg, length_buckets=(232,))
+  spec = example_spec.spec_for(cfg, length_buckets=(232,))
   batch = train_pipeline.pad_batch([train_pipeline.EncodeExample(scratch_tokenizer(cfg), spec)
                                     .map(SyntheticScenes(2, seed=1)[0])], spec)
   embeds, _ = model.train_inputs(*(jnp.asarray(batch[k]) for k in (

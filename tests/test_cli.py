@@ -39,13 +39,13 @@ def test_vae_roundtrip_defaults_to_the_bundled_mask_vqvae(tmp_path, capsys):
 
 def test_segment_requests(tmp_path, capsys):
   parse = lambda *a: cli.build_parser().parse_args(['segment', '--checkpoint', 'c', *a])  # noqa: E731
-  [job] = cli._segment_jobs(parse('--image', 'a.png', '--expression', 'the cat'))  # pylint: disable=protected-access
+  [job] = cli.segment.requests_of(parse('--image', 'a.png', '--expression', 'the cat'))  # pylint: disable=protected-access
   assert job == ('a.png', chat_template.Referring(('the cat',)),
                  pathlib.Path('a_mask.png'), None, '--out', '')
   batch = tmp_path / 'jobs.jsonl'
   batch.write_text('{"image": "a.png", "expression": "the dog", "out": "m.png"}\n'
                    '{"image": "b.png", "prompt": "<image>\\nWhere?"}\n')
-  assert [(*j[:3], j.origin) for j in cli._segment_jobs(parse('--batch', str(batch)))] == [  # pylint: disable=protected-access
+  assert [(*j[:3], j.origin) for j in cli.segment.requests_of(parse('--batch', str(batch)))] == [  # pylint: disable=protected-access
       ('a.png', chat_template.Referring(('the dog',)), pathlib.Path('m.png'),
        f'{batch}:1: '),
       ('b.png', '<image>\nWhere?', pathlib.Path('b_line2_mask.png'), f'{batch}:2: ')]

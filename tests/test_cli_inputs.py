@@ -125,10 +125,10 @@ def test_batch_rows_get_their_own_files(tmp_path, monkeypatch, capsys):
   batch.write_text('{"image": "dir/a.png", "expression": "x"}\n\n'
                    '{"image": "a.png", "expression": "y"}\n')
   args = cli.build_parser().parse_args(['segment', '--batch', str(batch), '--previews', 'pv'])
-  jobs = cli._segment_jobs(args)  # pylint: disable=protected-access
+  jobs = cli.segment.requests_of(args)  # pylint: disable=protected-access
   assert [(str(j.out), str(j.previews)) for j in jobs] == [
       ('a_line1_mask.png', 'pv/line1'), ('a_line3_mask.png', 'pv/line3')]
-  cli._check_outputs(jobs, None)  # pylint: disable=protected-access
+  cli.segment.check_outputs(jobs, None)  # pylint: disable=protected-access
   segment = ['segment', '--checkpoint', NOWHERE, '--batch', str(batch)]
   for rows, error in [
       ('{"image": "a.png", "expression": "x", "out": "m.png"}\n' * 2,
@@ -197,7 +197,8 @@ def test_damaged_checkpoints_are_named(small_copy, capsys):
 def test_preempted_training_exits_75(tmp_path, monkeypatch, capsys):
   from argenseg_jax.training import trainer  # pylint: disable=import-outside-toplevel
 
-  def preempted(config, workdir):
+  def preempted(config, workdir, inputs):
+    del inputs
     raise trainer.Preempted(3, config.num_steps, pathlib.Path(workdir) / 'checkpoints')
   monkeypatch.setattr(trainer, 'train', preempted)
   assert cli.main(['train', '--config', f'{TINY}:steps=24', '--workdir', str(tmp_path)]) == 75

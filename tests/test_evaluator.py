@@ -3,7 +3,6 @@
 import argparse
 import dataclasses
 import importlib
-import io
 import json
 import zlib
 
@@ -12,10 +11,11 @@ import pytest
 from PIL import Image
 
 from argenseg_jax import chat_template
+from argenseg_jax.cli import evaluate
 from argenseg_jax.evaluation import evaluator
 from argenseg_jax.progress import Progress
 from data_pipelines import data_spec
-from data_pipelines.ref_sample import RefSample
+from argenseg_jax.ref_sample import RefSample
 
 H, W = 4, 5
 
@@ -231,20 +231,27 @@ def test_shard_ranges_cover_evenly():
   assert [len(evaluator.shard_range(2, p, 4)) for p in range(4)] == [0, 1, 0, 1]
 
 
-def test_progress_line():
-  bar = Progress(10, stream=io.StringIO())
-  bar.done = 5
-  assert bar.line(10.0).endswith('5/10 samples 0.50/s ETA 0:00:10')
+def test_progress_bar_on_stderr(capsys):
+  bar = Progress(10, unit='steps', initial=4)  # a resumed run
+  bar.update(2, 'loss 0.5')
+  bar.close()
+  assert bar.done == 6
+  err = capsys.readouterr().err
+  assert '6/10 [' in err and 'steps/s, loss 0.5]' in err
+  quiet = Progress(10, enabled=False)
+  quiet.update(2, 'loss 0.5')
+  quiet.close()
+  assert not capsys.readouterr().err
 
 
 def test_run_eval_with_a_synthetic_spec(tmp_path, monkeypatch, capsys):
   from argenseg_jax import segmenter  # pylint: disable=import-outside-toplevel
   monkeypatch.setattr(segmenter.Segmenter, 'load', lambda *a, **k: FakeSegmenter({}, size=None))
   parser = argparse.ArgumentParser()
-  evaluator.add_arguments(parser)
+  evaluate.add_eval_arguments(parser)
   args = parser.parse_args(['--checkpoint', 'ckpt', '--data', 'synthetic:seed=0,n=3',
                             '--out', str(tmp_path), '--batch-size', '2'])
-  assert evaluator.run_eval(args) == 0
+  assert evaluate.run_eval(args) == 0
   report = json.loads((tmp_path / 'report.json').read_text())
   assert report['counts']['samples'] == 3 and report['data'] == 'synthetic:seed=0,n=3'
   assert 'cIoU' in capsys.readouterr().out

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from argenseg_jax import bundled, cli
+from argenseg_jax.cli import evaluate
 from argenseg_jax.evaluation import grounding
 from argenseg_jax.tokenizer import load_tokenizer
 
@@ -14,7 +15,7 @@ SPEC = 'synthetic:seed=2027,n=4,objects=1,templates=colour_shape,no_target_fract
 @pytest.fixture(scope='module')
 def small():
   """`(model, batch)`: the bundled small ARGenSeg and four held-out one-object scenes."""
-  model, batch, _ = grounding.load_batches(str(bundled.ARGENSEG_SMALL), SPEC, 4)
+  model, batch, _ = evaluate.load_batches(str(bundled.ARGENSEG_SMALL), SPEC, 4)
   return model, batch
 
 
@@ -53,7 +54,7 @@ def test_command_line_names_a_short_dataset_before_loading_the_model(tmp_path, c
 
 
 def test_shuffled_expressions_keep_the_images_and_targets():
-  model, batch, shuffled = grounding.load_batches(str(bundled.ARGENSEG_SMALL), SPEC, 4)
+  model, batch, shuffled = evaluate.load_batches(str(bundled.ARGENSEG_SMALL), SPEC, 4)
   for key in ('pixels', 'masks', 'mask_flags'):
     assert np.array_equal(batch[key], shuffled[key]), key
   tokenizer = load_tokenizer(bundled.ARGENSEG_SMALL)

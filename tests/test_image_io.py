@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from argenseg_jax import image_io
-from data_pipelines.mask_transforms import mask_to_vae_input
+from argenseg_jax.mask_transforms import mask_to_vae_input
 
 
 def _save(tmp_path, img, name):

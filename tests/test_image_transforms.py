@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from data_pipelines import image_transforms as it
+from argenseg_jax import image_transforms as it
 
 
 def test_normalize_tile_imagenet():

@@ -12,10 +12,11 @@ import sys
 
 import numpy as np
 
+from argenseg_jax import example_spec
 from argenseg_jax.config_args import load_config
 from argenseg_jax.tokenizer import scratch_tokenizer
 from data_pipelines import train_pipeline
-from data_pipelines.ref_sample import RefSample
+from argenseg_jax.ref_sample import RefSample
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -62,7 +63,7 @@ def test_process_shards_are_disjoint_and_cover_the_data():
   """Each of 3 processes reads its own samples of one epoch, the same largest-bucket
   length; together they read every sample once."""
   tok = scratch_tokenizer(load_config('argenseg:variant=tiny'))
-  spec = train_pipeline.ExampleSpec(image_size=8, image_tokens=1, mask_resolution=8,
+  spec = example_spec.ExampleSpec(image_size=8, image_tokens=1, mask_resolution=8,
                                     mask_tokens=2, length_buckets=(256, 512), system_prompt='')
   image, mask = np.zeros((4, 4, 3), np.uint8), np.ones((4, 4), bool)
   source = [RefSample(image, [f'sample {i:02d}'], [mask], f'n:{i}') for i in range(10)]

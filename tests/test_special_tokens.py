@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import sentencepiece as spm
 
-from argenseg_jax import bundled, chat_template, cli
+from argenseg_jax import bundled, chat_template, cli, example_spec
 from argenseg_jax.config_args import load_config
 from argenseg_jax.tokenizer import load_tokenizer, scratch_tokenizer
 from configs.argenseg import CHAT_TOKENS, SPECIALS
 from data_pipelines import train_pipeline
-from data_pipelines.ref_sample import RefSample
+from argenseg_jax.ref_sample import RefSample
 
 # the tiny config's added tokens, and the base tokenizer's own
 TYPED = CHAT_TOKENS + SPECIALS + ('<s>', '</s>', '<unk>')
@@ -115,7 +115,7 @@ def test_training_example_refuses_typed_tokens(tok):
 
 def test_encode_example_skips_samples_with_typed_tokens(byte_tok, caplog):
   cfg = load_config('argenseg:variant=tiny')
-  encode = train_pipeline.EncodeExample(byte_tok, train_pipeline.spec_for(cfg))
+  encode = train_pipeline.EncodeExample(byte_tok, example_spec.spec_for(cfg))
   image, mask = np.zeros((64, 64, 3), np.uint8), np.ones((64, 64), bool)
   bad = [RefSample(image, ['the <IMG_CONTEXT> circle'], [mask], 'refs.json:3'),
          RefSample(image, ['the <image> circle'], [mask], 'refs.json:4'),

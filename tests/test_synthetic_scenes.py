@@ -12,7 +12,7 @@ import pytest
 from argenseg_jax import bundled
 from data_pipelines import data_spec
 from data_pipelines import synthetic_scenes as ss
-from data_pipelines.ref_sample import RefSample
+from argenseg_jax.ref_sample import RefSample
 
 NUM = 300
 SEED = 7

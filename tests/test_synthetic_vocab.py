@@ -4,7 +4,7 @@ sentencepiece tokenizer and the query-first question it is trained with."""
 import numpy as np
 import pytest
 
-from argenseg_jax import bundled, chat_template
+from argenseg_jax import bundled, chat_template, example_spec
 from argenseg_jax.config_args import load_config
 from argenseg_jax.tokenizer import Tokenizer, load_tokenizer, scratch_tokenizer
 from data_pipelines import synthetic_vocab, train_pipeline
@@ -60,7 +60,7 @@ def test_query_first_puts_the_expression_before_the_image(small):
 
 def test_training_examples_follow_the_models_style(small):
   cfg, tok = small
-  spec = train_pipeline.spec_for(cfg, length_buckets=(232, 552), max_masks=3)
+  spec = example_spec.spec_for(cfg, length_buckets=(232, 552), max_masks=3)
   assert spec.question_style == 'query_first'
   sample = SyntheticScenes(8, seed=5, size=128, questions=3)[0]
   example = train_pipeline.EncodeExample(tok, spec).map(sample)
@@ -70,6 +70,6 @@ def test_training_examples_follow_the_models_style(small):
   assert text.count('<ge_start>') == len(sample.dialogue) == 3
   assert len(example['ids']) <= 232 + 2 * 160  # the buckets of configs/train_bundled.py
   bytes_cfg = load_config('argenseg:variant=small,vocabulary=bytes,question_style=internvl')
-  original = train_pipeline.spec_for(bytes_cfg, length_buckets=(1024,), max_masks=3)
+  original = example_spec.spec_for(bytes_cfg, length_buckets=(1024,), max_masks=3)
   ids = train_pipeline.EncodeExample(scratch_tokenizer(bytes_cfg), original).map(sample)['ids']
   assert len(ids) > len(example['ids']) and np.sum(ids == bytes_cfg.img_context_token_id) == 64

@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from argenseg_jax import chat_template
+from argenseg_jax import chat_template, example_spec
 from argenseg_jax.config_args import load_config
 from argenseg_jax.tokenizer import scratch_tokenizer
 from data_pipelines import train_pipeline
-from data_pipelines.image_transforms import normalize_tile
-from data_pipelines.mask_transforms import mask_to_vae_input
-from data_pipelines.ref_sample import RefSample
+from argenseg_jax.image_transforms import normalize_tile
+from argenseg_jax.mask_transforms import mask_to_vae_input
+from argenseg_jax.ref_sample import RefSample
 
 TOK = scratch_tokenizer(load_config('argenseg:variant=tiny'))
 BOS, START, END = TOK.bos_id, TOK.token_id('<|im_start|>'), TOK.token_id('<|im_end|>')
@@ -19,7 +19,7 @@ IMAGE = [TOK.token_id(t) for t in ('<img>', '<IMG_CONTEXT>', '<IMG_CONTEXT>', '<
 GS, MC, GE = (TOK.token_id(t) for t in ('<ge_start>', '<MASK_CONTEXT>', '<ge_end>'))
 IGNORE = chat_template.IGNORE
 # 2 image tokens per tile, `<mask>` -> <ge_start> + 2 x <MASK_CONTEXT> + <ge_end>
-SPEC = train_pipeline.ExampleSpec(image_size=16, image_tokens=2, mask_resolution=16,
+SPEC = example_spec.ExampleSpec(image_size=16, image_tokens=2, mask_resolution=16,
                                   mask_tokens=3, max_masks=2, length_buckets=(64, 128, 256),
                                   pad_id=2, system_prompt='')
 MASK = [GS, MC, MC, GE]

@@ -16,6 +16,7 @@ import jax
 import numpy as np
 import pytest
 
+from argenseg_jax import example_spec
 from argenseg_jax.config_args import load_config
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.sharding import make_mesh
@@ -39,6 +40,10 @@ def _config(**overrides):
   return config
 
 
+def _train(config, workdir) -> dict:
+  return trainer.train(config, workdir, train_pipeline.training_inputs(config))
+
+
 def _losses(workdir) -> dict[int, float]:
   lines = (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()
   return {r['step']: r['loss'] for r in map(json.loads, lines)}
@@ -56,7 +61,7 @@ def tiny_run(tmp_path_factory):
   workdir = tmp_path_factory.mktemp('tiny_run')
   with pytest.MonkeyPatch.context() as patch:
     patch.chdir(workdir.parent)
-    trainer.train(_config(export=True, export_every=12), workdir.name)
+    _train(_config(export=True, export_every=12), workdir.name)
   return workdir
 
 
@@ -78,7 +83,7 @@ def test_sharded_step_equals_unsharded():
   loss and updated parameters from the same state and batch."""
   config = _config()
   cfg = load_config('argenseg:variant=tiny')
-  spec = train_pipeline.spec_for(cfg, length_buckets=tuple(config.data.length_buckets))
+  spec = example_spec.spec_for(cfg, length_buckets=tuple(config.data.length_buckets))
   batch = next(iter(train_pipeline.make_dataset(
       SyntheticScenes(16, seed=3, size=64), scratch_tokenizer(cfg), spec,
       train_pipeline.PipelineConfig(config.batch_size))))
@@ -146,7 +151,7 @@ def test_sigterm_saves_and_stops(tmp_path, monkeypatch):
   config.data.workers = 1
   with pytest.raises(trainer.Preempted, match=re.escape(
       f'stopped early by SIGTERM at step 3 of {STEPS}; saved step 3 in {tmp_path}/checkpoints')):
-    trainer.train(config, tmp_path)
+    _train(config, tmp_path)
   assert _committed_steps(tmp_path) == [3]
   # a step damaged after the save is named when the run resumes, in one line
   state = tmp_path / 'checkpoints' / '3' / 'state'
@@ -154,7 +159,7 @@ def test_sigterm_saves_and_stops(tmp_path, monkeypatch):
   largest.write_bytes(largest.read_bytes()[:largest.stat().st_size // 2])
   with pytest.raises(checkpointing.ResumeError, match=re.escape(
       f'{tmp_path}/checkpoints/3 cannot be read (truncated or damaged?)')):
-    trainer.train(config, tmp_path)
+    _train(config, tmp_path)
 
 
 def test_non_finite_loss_stops_with_the_step(tmp_path, monkeypatch):
@@ -171,5 +176,5 @@ def test_non_finite_loss_stops_with_the_step(tmp_path, monkeypatch):
   config = _config()
   config.checkpoint.every = 2
   with pytest.raises(trainer.NonFiniteLossError, match='at step 3; the last good checkpoint is step 2'):
-    trainer.train(config, tmp_path)
+    _train(config, tmp_path)
   assert _committed_steps(tmp_path) == [2]

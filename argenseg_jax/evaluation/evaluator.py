@@ -31,8 +31,7 @@ from argenseg_jax import chat_template, image_io, user_input
 from argenseg_jax.checkpoints import atomic
 from argenseg_jax.evaluation import metrics
 from argenseg_jax.progress import Progress
-from data_pipelines import data_spec
-from data_pipelines.ref_sample import RefSample
+from argenseg_jax.ref_sample import RefSample
 
 PROTOCOLS = ('object', 'sentence')
 # Columns of the per-query rows gathered across hosts.
@@ -223,47 +222,6 @@ def evaluate(segmenter, source: Sequence[RefSample], *, batch_size: int,
     atomic.write_atomic(out_dir / 'report.json',
                   lambda tmp: tmp.write_text(json.dumps(report, indent=1) + '\n'))
   return report
-
-
-def add_arguments(parser) -> None:
-  """The `argenseg eval` arguments (argparse), read by `run_eval`."""
-  parser.add_argument('--checkpoint', required=True, help='our checkpoint (argenseg convert '
-                      'model) or a Hugging Face-style ARGenSeg directory')
-  parser.add_argument('--data', required=True, help='data spec: ' + ', '.join(
-      k.syntax for k in data_spec.KINDS.values()))
-  parser.add_argument('--out', required=True, help='folder for report.json and overlays')
-  parser.add_argument('--protocol', choices=PROTOCOLS, default='object',
-                      help='object: one question per sample, all sentences joined (the '
-                      "original's); sentence: one question per sentence")
-  parser.add_argument('--batch-size', type=user_input.positive_int, default=8,
-                      help='questions per model call')
-  parser.add_argument('--max-samples', type=user_input.positive_int,
-                      help='evaluate only the first N samples')
-  parser.add_argument('--num-overlays', type=user_input.non_negative_int, default=4,
-                      help='overlay PNGs [GT | prediction] to write')
-  parser.add_argument('--max-new-tokens', type=user_input.positive_int, default=64,
-                      help='answer token budget (greedy)')
-
-
-def run_eval(args) -> int:
-  """`argenseg eval`: checks --out, loads the data source, then the model, evaluates,
-  prints metrics."""
-  from argenseg_jax.sampler import SamplerConfig  # pylint: disable=import-outside-toplevel
-  from argenseg_jax.segmenter import Segmenter  # pylint: disable=import-outside-toplevel
-  user_input.folder_path(args.out, '--out')
-  source = data_spec.open_source(args.data)
-  if len(source) == 0:
-    raise ValueError(f'--data {args.data} holds no samples: nothing to evaluate.')
-  segmenter = Segmenter.load(args.checkpoint, batch_size=args.batch_size,
-                             sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
-  report = evaluate(segmenter, source, batch_size=args.batch_size, protocol=args.protocol,
-                    out_dir=args.out, num_overlays=args.num_overlays,
-                    max_samples=args.max_samples, checkpoint=str(args.checkpoint),
-                    data=args.data)
-  if jax.process_index() == 0:
-    print(format_summary(report))
-    print(f'report -> {pathlib.Path(args.out) / "report.json"}')
-  return 0
 
 
 def _cells(values: dict) -> str:

@@ -26,6 +26,7 @@ import numpy as np
 
 from argenseg_jax import config_args, distributed, sharding, user_input
 from argenseg_jax.checkpoints import atomic
+from argenseg_jax.example_spec import spec_for
 from argenseg_jax.models import var_vqvae_io
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.progress import Progress
@@ -33,7 +34,6 @@ from argenseg_jax.tokenizer import load_tokenizer, scratch_tokenizer
 from argenseg_jax.training import optimizer, train_state, train_step
 from argenseg_jax.training.checkpointing import Checkpointer
 from argenseg_jax.training.metric_writer import MetricWriter
-from data_pipelines import data_spec, train_pipeline
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -107,9 +107,13 @@ def _check_finite(step: int, metrics: dict, ckpt: Checkpointer) -> None:
         'data, then rerun to resume from it.')
 
 
-def train(config: ml_collections.ConfigDict, workdir) -> dict:
+def train(config: ml_collections.ConfigDict, workdir, inputs) -> dict:
   """Runs (or resumes) training to `config.num_steps`; returns the last metrics. Raises
-  `Preempted` after saving when SIGTERM stops it early."""
+  `Preempted` after saving when SIGTERM stops it early.
+
+  `inputs(tokenizer, spec, batch_size)`: this process's grain dataset of padded batches
+  (`data_pipelines.train_pipeline.training_inputs(config)`); its iterator's state is saved
+  with every checkpoint."""
   from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
   workdir = user_input.folder_path(pathlib.Path(workdir).absolute(), 'workdir')
   if config.export:
@@ -129,14 +133,9 @@ def train(config: ml_collections.ConfigDict, workdir) -> dict:
     raise ValueError(f'batch_size {config.batch_size} must be a multiple of data x fsdp x '
                      f'accum_steps = {rows} (mesh {dict(mesh.shape)}) and of the {procs} '
                      'processes; change batch_size or --config.mesh.')
-  spec = train_pipeline.spec_for(model_cfg, length_buckets=tuple(config.data.length_buckets),
-                                 max_masks=config.data.max_masks)
-  dataset = train_pipeline.make_dataset(
-      data_spec.open_source(config.data.spec), tokenizer, spec,
-      train_pipeline.PipelineConfig(batch_size=config.batch_size // procs, seed=config.seed,
-                                    worker_count=config.data.workers,
-                                    process_index=jax.process_index(), process_count=procs))
-  data_iter = iter(dataset)
+  spec = spec_for(model_cfg, length_buckets=tuple(config.data.length_buckets),
+                  max_masks=config.data.max_masks)
+  data_iter = iter(inputs(tokenizer, spec, config.batch_size // procs))
 
   ckpt = Checkpointer(workdir / 'checkpoints', max_to_keep=config.checkpoint.keep,
                       async_save=config.checkpoint.async_save)

@@ -34,7 +34,7 @@ from argenseg_jax.image_io import signed_to_uint8
 from argenseg_jax.layers.resize import area_resize
 from argenseg_jax.models import var_vqvae_io
 from argenseg_jax.models.var_vqvae import VQVAE
-from data_pipelines.mask_transforms import mask_to_vae_input
+from argenseg_jax.mask_transforms import mask_to_vae_input
 from data_pipelines.synthetic_scenes import Referent, Scene, SyntheticScenes
 
 

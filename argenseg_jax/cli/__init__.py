@@ -1,4 +1,6 @@
-"""The `argenseg` command line.
+"""The `argenseg` command line: where the library (`argenseg_jax`) and the data code
+(`data_pipelines`) meet. Nothing else in `argenseg_jax` imports `data_pipelines`
+(`tests/test_import_direction.py`).
 
   argenseg vae-roundtrip   mask image -> multi-scale codes -> reconstructed mask PNG
   argenseg convert vae     VAR vae_ch160v4096z32.pth -> our checkpoint directory
@@ -15,11 +17,12 @@ import os
 import pathlib
 import sys
 import time
-from typing import NamedTuple
 
 from absl import flags
 
-from argenseg_jax import bundled, user_input
+from argenseg_jax import bundled, plan, user_input
+from argenseg_jax.cli import evaluate, segment
+from argenseg_jax.evaluation import evaluator, grounding
 
 # `argenseg train` stopped by SIGTERM after saving: EX_TEMPFAIL of sysexits.h, "try again
 # later"; rerunning resumes. 143 (128 + SIGTERM) would also be what a run killed before it
@@ -32,7 +35,7 @@ def _vae_roundtrip(args) -> int:
   from argenseg_jax import image_io  # pylint: disable=import-outside-toplevel
   from argenseg_jax.config_args import load_config  # pylint: disable=import-outside-toplevel
   from argenseg_jax.vqvae_tokenizer import VQVAETokenizer  # pylint: disable=import-outside-toplevel
-  from data_pipelines.mask_transforms import mask_to_vae_input  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.mask_transforms import mask_to_vae_input  # pylint: disable=import-outside-toplevel
 
   user_input.png_path(args.out, '--out')
   if args.previews:
@@ -63,7 +66,7 @@ def _vae_roundtrip(args) -> int:
                          image_io.signed_to_uint8(img[0]))
   target = x[0].mean(-1) > 0
   pred = image_io.signed_to_uint8(final[0]).astype(np.float32).mean(-1) / 255 > 0.5
-  iou = _iou(pred, target)
+  iou = segment.iou(pred, target)
   print(f'encoded {args.image} into {sum(c.size for c in codes)} codes over scales '
         f'{tok.patch_nums} ({t1 - t0:.2f}s incl. compile); decoded in {t2 - t1:.2f}s')
   print(f'reconstruction -> {out}   mask IoU(input, reconstruction) = {iou:.4f}')
@@ -87,183 +90,6 @@ def _convert(args) -> int:
   return 0
 
 
-class _Job(NamedTuple):
-  """One `argenseg segment` request; `where` names its output in errors ('--out' or
-  'FILE:LINE: "out"'), `origin` the request ('' or 'FILE:LINE: ')."""
-  image: str
-  question: 'str | chat_template.Referring'
-  out: pathlib.Path              # the first mask; mask k > 0 goes to OUT_k.png
-  previews: pathlib.Path | None  # folder for the first mask's decode of every scale
-  where: str
-  origin: str = ''
-
-
-def _text(value, name: str, hint: str, where: str = '') -> str | None:
-  """`value` if it is non-empty text, None if it is absent; anything else is refused."""
-  if value is None or (isinstance(value, str) and value.strip()):
-    return value
-  got = 'empty' if isinstance(value, str) else f'{value!r}, not text'
-  raise ValueError(f'{where}{name} is {got}: {hint}.')
-
-
-def _question(prompt, expression, names: tuple[str, str], where: str = ''):
-  """A whole `prompt`, or a referring `expression` as a `chat_template.Referring` (the
-  model asks it in the referring question it was trained with); None if neither is
-  given. `names` name the two in errors."""
-  from argenseg_jax import chat_template  # pylint: disable=import-outside-toplevel
-  prompt = _text(prompt, names[0], 'give a whole question, e.g. "<image>\\nPlease segment '
-                 'the red circle."', where)
-  expression = _text(expression, names[1], 'name what to segment, e.g. "the red circle"',
-                     where)
-  if prompt is not None and expression is not None:
-    raise ValueError(f'{where}give {names[0]} (a whole question) or {names[1]} (wrapped in '
-                     'the referring question the models were trained with), not both.')
-  return prompt if expression is None else chat_template.Referring((expression,))
-
-
-BATCH_KEYS = ('image', 'prompt', 'expression', 'out')
-
-
-def _batch_jobs(path: pathlib.Path, previews) -> list[_Job]:
-  """The requests of a `--batch` jsonl file; a line without "out" writes
-  IMAGE_lineN_mask.png (N: its line number), and its previews go to PREVIEWS/lineN."""
-  import json  # pylint: disable=import-outside-toplevel
-  if not path.is_file():
-    raise FileNotFoundError(f'--batch {path}: no such file.')
-  jobs = []
-  for n, line in enumerate(path.read_text().splitlines(), 1):
-    if not line.strip():
-      continue
-    where = f'{path}:{n}: '
-    try:
-      row = json.loads(line)
-    except ValueError as e:
-      raise ValueError(f'{where}not JSON ({e}).') from None
-    expected = ValueError(f'{where}expected {{"image", "prompt" or "expression", "out"?}}, '
-                          f'got {line[:80]!r}.')
-    if not isinstance(row, dict) or set(row) - set(BATCH_KEYS):
-      raise expected
-    image = _text(row.get('image'), '"image"', 'give the path of an image file', where)
-    question = _question(row.get('prompt'), row.get('expression'), ('"prompt"', '"expression"'),
-                         where)
-    if image is None or question is None:
-      raise expected
-    out = _text(row.get('out'), '"out"', 'give a PNG file name or leave "out" out', where)
-    out = pathlib.Path(out or f'{pathlib.Path(image).stem}_line{n}_mask.png')
-    jobs.append(_Job(image, question, out, pathlib.Path(previews) / f'line{n}' if previews
-                     else None, f'{path}:{n}: "out"', where))
-  if not jobs:
-    raise ValueError(f'{path} holds no {{"image", "prompt"}} lines.')
-  return jobs
-
-
-def _segment_jobs(args) -> list[_Job]:
-  """The requests of `argenseg segment`, from the flags or `--batch`."""
-  from argenseg_jax import chat_template  # pylint: disable=import-outside-toplevel
-  text = _question(args.prompt, args.expression, ('--prompt', '--expression'))
-  if args.batch:
-    if text or args.image or args.out:
-      raise ValueError('--batch FILE.jsonl replaces --image/--prompt/--expression/--out.')
-    for flag, value in (('--target', args.target), ('--overlay', args.overlay)):
-      if value:
-        raise ValueError(f'{flag} is about one image: use it with --image, not --batch.')
-    return _batch_jobs(pathlib.Path(args.batch), args.previews)
-  if not (args.image or text or args.checkpoint):  # the demo: bundled model and scene
-    print(f'using the bundled scene ({bundled.SCENE.name}, "{bundled.SCENE_EXPRESSION}")')
-    args.target = args.target or str(bundled.SCENE_TARGET)
-    args.image, text = str(bundled.SCENE), chat_template.Referring((bundled.SCENE_EXPRESSION,))
-  if not (args.image and text):
-    raise ValueError('give --image and --prompt/--expression, or --batch FILE.jsonl.')
-  out = pathlib.Path(args.out or f'{pathlib.Path(args.image).stem}_mask.png')
-  return [_Job(args.image, text, out, pathlib.Path(args.previews) if args.previews else None,
-               '--out')]
-
-
-def _check_outputs(jobs: list[_Job], overlay) -> None:
-  """Every file the requests write can be written, and by one of them alone (mask k > 0
-  of OUT.png goes to OUT_k.png); checked before the model is loaded."""
-  owners = {}
-  files = [(j.out, j.where) for j in jobs] + ([(overlay, '--overlay')] if overlay else [])
-  for path, what in files:
-    user_input.png_path(path, what)
-    key = pathlib.Path(os.path.normcase(os.path.abspath(path)))
-    if key in owners:
-      raise ValueError(f'{what} {path}: {owners[key]} writes that file too; give each its '
-                       'own name.')
-    owners[key] = what
-  for job in jobs:
-    if job.previews:
-      user_input.folder_path(job.previews, '--previews')
-  for key, what in owners.items():
-    base, _, k = key.stem.rpartition('_')
-    other = owners.get(key.with_name(base + key.suffix))
-    if k.isdigit() and other:
-      raise ValueError(f'{what} {key.name}: that is the name of mask {k} of {other} '
-                       f'{base + key.suffix}; give another name.')
-
-
-def _check_questions(jobs: list[_Job], checkpoint) -> None:
-  """A question that spells a special token is refused, naming its request, before the
-  model is loaded (the tokenizer says which tokens are special)."""
-  from argenseg_jax import chat_template  # pylint: disable=import-outside-toplevel
-  from argenseg_jax.tokenizer import load_tokenizer  # pylint: disable=import-outside-toplevel
-  if not pathlib.Path(checkpoint).is_dir():
-    return  # `Segmenter.load` names the missing directory
-  tokenizer = load_tokenizer(checkpoint)
-  for job in jobs:
-    if isinstance(job.question, chat_template.Referring):
-      for sentence in job.question.sentences:
-        chat_template.check_text(tokenizer, sentence, f'{job.origin}the expression')
-    else:
-      chat_template.check_text(tokenizer, job.question, f'{job.origin}the question',
-                               allowed=(chat_template.IMAGE,))
-
-
-def _iou(mask, target) -> float:
-  """IoU of bool `[H, W]` masks of one shape (1 if both are empty)."""
-  from argenseg_jax.evaluation import metrics  # pylint: disable=import-outside-toplevel
-  return metrics.iou(*metrics.intersection_union(mask, target))
-
-
-def _segment(args) -> int:
-  import numpy as np  # pylint: disable=import-outside-toplevel
-  from argenseg_jax import image_io  # pylint: disable=import-outside-toplevel
-  from argenseg_jax.sampler import SamplerConfig  # pylint: disable=import-outside-toplevel
-  from argenseg_jax.segmenter import Segmenter  # pylint: disable=import-outside-toplevel
-  jobs = _segment_jobs(args)
-  _check_outputs(jobs, args.overlay)
-  checkpoint = args.checkpoint or bundled.ARGENSEG_SMALL
-  _check_questions(jobs, checkpoint)
-  images = [image_io.read_rgb(j.image) for j in jobs]
-  target = np.asarray(image_io.read_rgb(args.target)).mean(-1) > 127 if args.target else None
-  if target is not None and target.shape != (images[0].height, images[0].width):
-    raise ValueError(f'--target {args.target} is {target.shape[1]}x{target.shape[0]} px, the '
-                     f'image {images[0].width}x{images[0].height}: give the mask of this image.')
-  if not args.checkpoint:
-    print(f'using the bundled small ARGenSeg ({bundled.ARGENSEG_SMALL})')
-  seg = Segmenter.load(checkpoint, batch_size=min(args.batch_size, len(jobs)),
-                       sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
-  results = seg.segment(images, [j.question for j in jobs])
-  for job, image, res in zip(jobs, images, results):
-    asked = getattr(job.question, 'sentences', (job.question,))
-    print(f'{job.image}: {" ".join(asked)!r} -> {res.text!r} ({len(res.masks)} mask(s))')
-    if res.out_of_masks:
-      print('  (the answer asked for more masks than the sampler had room for)')
-    for k, mask in enumerate(res.masks):
-      name = job.out if k == 0 else job.out.with_name(f'{job.out.stem}_{k}{job.out.suffix}')
-      print(f'  mask -> {image_io.write_png(name, mask.astype("uint8") * 255)}')
-    if args.overlay and res.masks:
-      print(f'  overlay -> {image_io.write_png(args.overlay, image_io.overlay(image, res.masks[0]))}')
-    if target is not None:
-      first = res.masks[0] if res.masks else np.zeros_like(target)
-      print(f'  mask IoU with {args.target}: {_iou(first, target):.4f}')
-    if job.previews and res.codes:
-      previews = seg.decode_masks(res.codes[0][None], all_scales=True)[:, 0]
-      for si, img in enumerate(previews):
-        image_io.write_png(job.previews / f'scale{si:02d}.png', img)
-  return 0
-
-
 def _parity(args) -> int:
   from argenseg_jax.parity import main as parity_main  # pylint: disable=import-outside-toplevel
   return parity_main([args.fixture_dir] + (['--only', args.only] if args.only else []))
@@ -272,9 +98,10 @@ def _parity(args) -> int:
 def _train(args) -> int:
   from argenseg_jax import config_args  # pylint: disable=import-outside-toplevel
   from argenseg_jax.training import trainer  # pylint: disable=import-outside-toplevel
+  from data_pipelines import train_pipeline  # pylint: disable=import-outside-toplevel
   config = config_args.apply_overrides(config_args.load_config(args.config), args.overrides)
   try:
-    metrics = trainer.train(config, args.workdir)
+    metrics = trainer.train(config, args.workdir, train_pipeline.training_inputs(config))
   except trainer.Preempted as e:
     print(f'argenseg train: {e}', file=sys.stderr)
     return EXIT_PREEMPTED
@@ -350,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
   sg.add_argument('--max-new-tokens', type=user_input.positive_int, default=64)
   sg.add_argument('--batch-size', type=user_input.positive_int, default=8,
                   help='--batch: questions per model call')
-  sg.set_defaults(func=_segment)
+  sg.set_defaults(func=segment.run)
 
   tr = sub.add_parser('train', help='train or fine-tune; rerun the same command to resume',
                       description='Train with a config of configs/ (e.g. configs/train_tiny.py'
@@ -360,20 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
   tr.add_argument('--workdir', required=True, help='checkpoints, metrics, TensorBoard, export')
   tr.set_defaults(func=_train)
 
-  from argenseg_jax import plan  # pylint: disable=import-outside-toplevel
-  from argenseg_jax.evaluation import evaluator, grounding  # pylint: disable=import-outside-toplevel
   ev = sub.add_parser('eval', help='evaluate a checkpoint on a referring dataset',
                       description=evaluator.__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-  evaluator.add_arguments(ev)
-  ev.set_defaults(func=evaluator.run_eval)
+  evaluate.add_eval_arguments(ev)
+  ev.set_defaults(func=evaluate.run_eval)
 
   gr = sub.add_parser('grounding', help='does a model need its image and its words? '
                       '(teacher-forced loss with own, swapped and shuffled inputs)',
                       description=grounding.__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-  grounding.add_arguments(gr)
-  gr.set_defaults(func=grounding.run)
+  evaluate.add_grounding_arguments(gr)
+  gr.set_defaults(func=evaluate.run_grounding)
 
   pl = sub.add_parser('plan', help='memory / FLOPs plan of a mesh (nothing allocated)',
                       description=plan.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -405,6 +230,3 @@ def main(argv=None) -> int:
     print(f'argenseg {args.command}: error: {e}', file=sys.stderr)
     return 2
 
-
-if __name__ == '__main__':
-  sys.exit(main())

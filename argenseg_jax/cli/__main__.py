@@ -1,0 +1,7 @@
+"""`python -m argenseg_jax.cli ...`: the `argenseg` command."""
+
+import sys
+
+from argenseg_jax.cli import main
+
+sys.exit(main())
