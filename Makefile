@@ -1,10 +1,10 @@
-# Two entry points for a fresh machine:  `make demo`  and  `make test`.
+# Two entry points for a fresh machine:  `make demo`  and  `make test` (lint, then tests).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 ARGS   ?=
 
-.PHONY: demo test test-all mutants bench install
+.PHONY: demo test test-all lint mutants bench install
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,11 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/argenseg segment --out out/mask.png --overlay out/overlay.png --previews out/previews $(ARGS)
 
-test: install
+test: lint
 	$(PY) -m pytest -q -m "not slow" --durations=15 $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
 
 test-all: install
 	$(PY) -m pytest -q $(ARGS)

@@ -16,13 +16,15 @@ setuptools.setup(
     description='ARGenSeg: segmentation by autoregressive image generation, in JAX/Flax',
     python_requires='>=3.10',
     packages=setuptools.find_packages(include=['argenseg_jax', 'argenseg_jax.*',
-                                               'data_pipelines', 'data_pipelines.*']),
+                                               'data_pipelines', 'data_pipelines.*'])
+    + ['argenseg_jax.configs'],
+    package_dir={'argenseg_jax.configs': 'configs'},  # `argenseg train --config NAME`
     package_data={'argenseg_jax': ['assets/*.png', 'assets/*.model', 'assets/mask_vqvae/*',
                                    'assets/argenseg_small/**/*']},
     install_requires=CORE,
     extras_require={
         'convert': CONVERT,
-        'test': CONVERT + ['pytest==9.2.0'],
+        'test': CONVERT + ['pytest==9.2.0', 'ruff==0.17.6'],
         'cuda': ['jax[cuda12]==0.10.2'],
         'tpu': ['jax[tpu]==0.10.2'],
     },

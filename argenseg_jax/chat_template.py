@@ -19,7 +19,7 @@ import re
 
 import numpy as np
 
-from argenseg_jax.tokenizer import AddedTokens
+from argenseg_jax.tokenizer import Tokenizer
 
 SYSTEM_PROMPT = ('你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作'
                  '单位联合开发的多模态大语言模型。')
@@ -33,7 +33,7 @@ class SpecialTokenError(ValueError):
   """User text spells a special token (or a placeholder where it does not belong)."""
 
 
-def check_text(tokenizer: AddedTokens, text: str, where: str,
+def check_text(tokenizer: Tokenizer, text: str, where: str,
                allowed: tuple[str, ...] = ()) -> None:
   """Raises `SpecialTokenError` naming the token and `where` (e.g. 'the question') when
   `text` spells a placeholder not in `allowed` or a special token of `tokenizer`."""
@@ -126,7 +126,7 @@ def check_length(n: int, max_length: int) -> None:
                      'shorten the text, use fewer image tiles, or raise max_length.')
 
 
-def prompt_ids(tokenizer: AddedTokens, question: 'str | Referring', *, num_tiles: int = 1,
+def prompt_ids(tokenizer: Tokenizer, question: 'str | Referring', *, num_tiles: int = 1,
                tokens_per_tile: int = 256, system: str = SYSTEM_PROMPT,
                style: str = 'internvl', max_length: int = 8192) -> list[int]:
   """Inference prompt ids (BOS first), ending with `<|im_start|>assistant\\n`. A
@@ -153,7 +153,7 @@ class Example:
   num_masks: int
 
 
-def training_example(tokenizer: AddedTokens, conversation: list[dict], *, num_tiles: int = 1,
+def training_example(tokenizer: Tokenizer, conversation: list[dict], *, num_tiles: int = 1,
                      tokens_per_tile: int = 256, system: str = SYSTEM_PROMPT,
                      mask_tokens: int = 680, max_length: int = 8192) -> Example:
   """Ids and labels of a conversation `[{'from': 'human'|'gpt', 'value': ...}, ...]`

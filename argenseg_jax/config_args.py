@@ -2,6 +2,11 @@
 
 `arg` is `key=value,key=value`; values are cast to the type of the default, and lists
 use `+` as separator (`patch_nums=1+2+4`). Unknown keys are refused with the valid ones.
+
+`apply_overrides` takes `--config.a.b=value` as `ml_collections.config_flags` spells it,
+but is not built on it: config_flags defines each field as a flag of an absl parser that
+owns the whole command line, while `argenseg` is an argparse command with subcommands
+and errors that exit 2 in one line. The overrides use the same casts as `arg`.
 """
 
 import importlib.util
@@ -10,7 +15,14 @@ from typing import Any
 
 import ml_collections
 
-CONFIG_DIR = pathlib.Path(__file__).resolve().parent.parent / 'configs'
+
+def config_dir() -> pathlib.Path:
+  """The folder of the named configs: `configs/`, installed as `argenseg_jax.configs`
+  (setup.py), or the checkout's when the package runs from its source tree."""
+  spec = importlib.util.find_spec('argenseg_jax.configs')
+  if spec is not None and spec.submodule_search_locations:
+    return pathlib.Path(next(iter(spec.submodule_search_locations)))
+  return pathlib.Path(__file__).resolve().parent.parent / 'configs'
 
 
 def _cast(key: str, text: str, default: Any) -> Any:
@@ -45,9 +57,9 @@ def load_config(spec: str) -> ml_collections.ConfigDict:
   name, _, arg = spec.partition(':')
   path = pathlib.Path(name)
   if path.suffix != '.py':
-    path = CONFIG_DIR / f'{name}.py'
+    path = config_dir() / f'{name}.py'
   if not path.is_file():
-    known = sorted(p.stem for p in CONFIG_DIR.glob('*.py'))
+    known = sorted(p.stem for p in config_dir().glob('*.py') if p.stem != '__init__')
     raise FileNotFoundError(f'config {name!r} not found at {path}; known configs: '
                             f'{", ".join(known)} (or give a path to a .py file).')
   module_spec = importlib.util.spec_from_file_location(f'_config_{path.stem}', path)

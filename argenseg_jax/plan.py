@@ -58,6 +58,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from argenseg_jax import sharding, user_input
 from argenseg_jax.checkpoints import conversion
+from argenseg_jax.models import internlm2
 from argenseg_jax.models.var_vqvae import num_tokens
 from argenseg_jax.sharding_dump import abstract_model, load_config
 
@@ -261,20 +262,18 @@ class Activations:
     return _shard_elems(shape, spec, self.mesh) * nbytes
 
   def resid(self, b, length):
-    return self._bytes((b, length, self.cfg.llm.hidden_size),
-                       ('act_batch', 'act_len', 'act_embed'), self.c)
+    return self._bytes((b, length, self.cfg.llm.hidden_size), internlm2.RESIDUAL, self.c)
 
   def layer(self, b, length):
     """One decoder layer's forward intermediates over `length` new tokens (without the
     scores, see `scores`)."""
     llm = self.cfg.llm
     full = self._bytes((b, length, llm.hidden_size), ('act_batch', 'act_len', None), self.c)
-    q = self._bytes((b, length, llm.num_attention_heads, llm.head_dim),
-                    ('act_batch', 'act_len', 'act_heads', 'act_head_dim'), self.c)
-    kv = self._bytes((b, length, llm.num_key_value_heads, llm.head_dim),
-                     ('act_batch', 'act_len', 'act_kv_heads', 'act_head_dim'), self.c)
-    mlp = self._bytes((b, length, llm.intermediate_size), ('act_batch', 'act_len', 'act_mlp'),
-                      self.c)
+    q = self._bytes((b, length, llm.num_attention_heads, llm.head_dim), internlm2.QUERIES,
+                    self.c)
+    kv = self._bytes((b, length, llm.num_key_value_heads, llm.head_dim), internlm2.KEYS,
+                     self.c)
+    mlp = self._bytes((b, length, llm.intermediate_size), internlm2.HIDDEN_MLP, self.c)
     return 6 * full + 3 * q + 3 * kv + 4 * mlp
 
   def scores(self, b, length, keys):
@@ -290,12 +289,11 @@ class Activations:
 
   def kv(self, b, size):
     llm = self.cfg.llm
-    return self._bytes((b, size, llm.num_key_value_heads, llm.head_dim),
-                       ('act_batch', 'act_len', 'act_kv_heads', 'act_head_dim'), self.c)
+    return self._bytes((b, size, llm.num_key_value_heads, llm.head_dim), internlm2.KEYS,
+                       self.c)
 
   def logits(self, b, length):
-    return self._bytes((b, length, self.cfg.llm.vocab_size),
-                       ('act_batch', 'act_len', 'act_vocab'), 4)
+    return self._bytes((b, length, self.cfg.llm.vocab_size), internlm2.LOGITS, 4)
 
   def vit(self, tiles):
     """One InternViT layer's forward over `tiles` tiles, plus pixel shuffle + mlp1."""

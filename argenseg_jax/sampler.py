@@ -17,10 +17,10 @@ k masks each take k passes when their answers are alike, and the cache needs roo
 for more masks than that stops (`SamplerOutput.out_of_masks`); `max_new_tokens` counts
 each row's own tokens (the forced `<ge_end>` included).
 
-Classifier-free guidance (`cfg_scale > 0`): the batch is `[conditional rows;
+Classifier-free guidance (`guidance_scale > 0`): the batch is `[conditional rows;
 unconditional rows]`, row `i` paired with row `N + i`. The pair's visual logits are
-`(1 + t) * cond - t * uncond` with `t = cfg_scale * si / (S - 1)`, both rows get the same
-codes; the unconditional row follows its partner's waits and mask passes and, like the
+`(1 + t) * cond - t * uncond` with `t = guidance_scale * si / (S - 1)`, both rows get the
+same codes; the unconditional row follows its partner's waits and mask passes and, like the
 original, feeds its own argmax token at slot 0.
 
 `SamplerOutput.tokens` holds, like the original's `generate`, `<ge_end>` where a row
@@ -42,7 +42,7 @@ from argenseg_jax.models.var_vqvae import num_tokens
 class SamplerConfig:
   max_new_tokens: int = 64
   mask_passes: int = 1          # cache room for this many mask passes
-  cfg_scale: float = 0.0        # > 0: classifier-free guidance, batch [cond; uncond]
+  guidance_scale: float = 0.0   # > 0: classifier-free guidance, batch [cond; uncond]
   temperature: float = 0.0      # visual codes: 0 = greedy (the original)
   top_k: int = 0                # visual codes: keep the k best (0 = all)
   top_p: float = 1.0            # visual codes: nucleus mass
@@ -59,7 +59,8 @@ class ScalePass(NamedTuple):
 
 
 class SamplerOutput(NamedTuple):
-  tokens: jax.Array        # [B, max_new_tokens] emitted ids (pad after eos)
+  tokens: jax.Array        # [B, max_new_tokens] the answer's ids, pad after eos; a drawn
+                           # mask appears as its `<ge_end>` (see the module docstring)
   codes: jax.Array         # [B, mask_passes, L] visual codes of each mask
   num_masks: jax.Array     # [B]
   out_of_masks: jax.Array  # [B] stopped because the row's mask budget was spent
@@ -70,76 +71,76 @@ def prefill_positions(token_mask: jax.Array) -> jax.Array:
   return jnp.where(token_mask, jnp.cumsum(token_mask, axis=1) - 1, 1)
 
 
-def pick_codes(logits: jax.Array, cfg: SamplerConfig, rng: jax.Array) -> jax.Array:
+def pick_codes(logits: jax.Array, config: SamplerConfig, rng: jax.Array) -> jax.Array:
   """Codes from visual logits `[..., V]`: argmax, or sampled with temperature/top-k/top-p."""
-  if cfg.temperature <= 0.0:
+  if config.temperature <= 0.0:
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-  logits = logits / cfg.temperature
-  if cfg.top_k > 0:
-    kth = jax.lax.top_k(logits, cfg.top_k)[0][..., -1:]
+  logits = logits / config.temperature
+  if config.top_k > 0:
+    kth = jax.lax.top_k(logits, config.top_k)[0][..., -1:]
     logits = jnp.where(logits < kth, -jnp.inf, logits)
-  if cfg.top_p < 1.0:
+  if config.top_p < 1.0:
     order = jnp.sort(logits, axis=-1)[..., ::-1]
     cum = jnp.cumsum(jax.nn.softmax(order, axis=-1), axis=-1)
-    cutoff = jnp.take_along_axis(order, jnp.sum(cum < cfg.top_p, -1, keepdims=True), -1)
+    cutoff = jnp.take_along_axis(order, jnp.sum(cum < config.top_p, -1, keepdims=True), -1)
     logits = jnp.where(logits < cutoff, -jnp.inf, logits)
   return jax.random.categorical(rng, logits).astype(jnp.int32)
 
 
-def _pair(x: jax.Array, cfg: SamplerConfig) -> jax.Array:
-  """Copies the conditional half onto the unconditional half (CFG), else identity."""
-  if cfg.cfg_scale <= 0:
+def _pair(x: jax.Array, config: SamplerConfig) -> jax.Array:
+  """Copies the conditional half onto the unconditional half (guidance), else identity."""
+  if config.guidance_scale <= 0:
     return x
   n = x.shape[0] // 2
   return jnp.concatenate([x[:n], x[:n]], axis=0)
 
 
-def _whole_scale(m, x, positions, active, cache):
+def _whole_scale(model, x, positions, active, cache):
   """A scale's slots in one forward pass (causal inside the chunk)."""
   token_mask = jnp.broadcast_to(active[:, None], positions.shape)
-  return m(x, positions, token_mask, cache, active)
+  return model(x, positions, token_mask, cache, active)
 
 
-def _one_token_at_a_time(m, x, positions, active, cache):
+def _one_token_at_a_time(model, x, positions, active, cache):
   """The raster-order baseline: the same slots, one forward pass each (`lax.scan`).
   Slot inputs depend only on earlier scales, so the codes equal `_whole_scale`'s."""
   def step(cache, inputs):
     xi, pi = inputs
-    hidden, cache = m(xi[:, None], pi[:, None], active[:, None], cache, active)
+    hidden, cache = model(xi[:, None], pi[:, None], active[:, None], cache, active)
     return cache, hidden[:, 0]
   cache, hidden = jax.lax.scan(step, cache, (jnp.swapaxes(x, 0, 1), positions.T))
   return jnp.swapaxes(hidden, 0, 1), cache
 
 
-def mask_pass(m: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, active: jax.Array,
-              cache: KVCache, cfg: SamplerConfig, rng: jax.Array) -> ScalePass:
+def mask_pass(model: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, active: jax.Array,
+              cache: KVCache, config: SamplerConfig, rng: jax.Array) -> ScalePass:
   """The 10 scale passes for rows `active [B]` (the others' caches stay as they were),
   slot 0 = `slot0_ids [B]` at `start_pos [B]`."""
-  vq = m.image_tokenizer
-  pns = m.patch_nums
+  vq = model.image_tokenizer
+  pns = model.patch_nums
   b = slot0_ids.shape[0]
-  x = m.language_model.embed(slot0_ids[:, None])
+  x = model.language_model.embed(slot0_ids[:, None])
   f_hat = jnp.zeros((b, pns[-1], pns[-1], vq.quantize.embedding.features), jnp.float32)
   visual = vq.quantize.embedding.num_embeddings
-  run = _one_token_at_a_time if cfg.raster else _whole_scale
+  run = _one_token_at_a_time if config.raster else _whole_scale
   codes, inputs, vis_logits, slot = [], [], [], 0
   for si, pn in enumerate(pns):
     n = pn * pn
     positions = start_pos[:, None] + slot + jnp.arange(n)[None]
-    hidden, cache = run(m, x, positions, active, cache)
-    logits = m.language_model.logits(hidden, -visual)  # the visual rows only
+    hidden, cache = run(model, x, positions, active, cache)
+    logits = model.language_model.logits(hidden, -visual)  # the visual rows only
     inputs.append(x)
     vis_logits.append(logits)
-    if cfg.cfg_scale > 0:
-      t = cfg.cfg_scale * si / (len(pns) - 1)
+    if config.guidance_scale > 0:
+      t = config.guidance_scale * si / (len(pns) - 1)
       guided = (1 + t) * logits[:b // 2] - t * logits[b // 2:]
       logits = jnp.concatenate([guided, guided], axis=0)
-    idx = pick_codes(logits, cfg, jax.random.fold_in(rng, si))
+    idx = pick_codes(logits, config, jax.random.fold_in(rng, si))
     codes.append(idx)
     f_hat, nxt = vq.next_autoregressive_input(si, f_hat, vq.quantize.code_embeddings(si, idx))
     slot += n
     if si + 1 < len(pns):
-      x = m.slot_embeddings(nxt.reshape(b, -1, nxt.shape[-1]), start=slot).astype(x.dtype)
+      x = model.slot_embeddings(nxt.reshape(b, -1, nxt.shape[-1]), start=slot).astype(x.dtype)
   return ScalePass(codes, inputs, vis_logits, cache)
 
 
@@ -157,40 +158,40 @@ class SamplerState(NamedTuple):
   rng: jax.Array           # split at every mask pass
 
 
-def prefill(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Array,
+def prefill(model: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Array,
             image_flags: jax.Array, cache_size: int):
   """The prompt pass: `(embeds [B, P, D], positions [B, P], last logits [B, V], cache)`."""
-  embeds = m.embed_inputs(ids, pixels, image_flags)
+  embeds = model.embed_inputs(ids, pixels, image_flags)
   positions = prefill_positions(token_mask)
-  cache = m.language_model.empty_cache(ids.shape[0], cache_size, embeds.dtype)
-  hidden, cache = m(embeds, positions, token_mask, cache)
-  return embeds, positions, m.language_model.logits(hidden[:, -1:])[:, 0], cache
+  cache = model.language_model.empty_cache(ids.shape[0], cache_size, embeds.dtype)
+  hidden, cache = model(embeds, positions, token_mask, cache)
+  return embeds, positions, model.language_model.logits(hidden[:, -1:])[:, 0], cache
 
 
-def text_step(m: ARGenSeg, token: jax.Array, position: jax.Array, active: jax.Array,
+def text_step(model: ARGenSeg, token: jax.Array, position: jax.Array, active: jax.Array,
               cache: KVCache) -> tuple[jax.Array, KVCache]:
   """One token per active row at `position [B]` -> next-token logits `[B, V]`
   (meaningless for inactive rows, whose caches stay as they were)."""
-  hidden, cache = m(m.language_model.embed(token[:, None]), position[:, None], active[:, None],
-                    cache, active)
-  return m.language_model.logits(hidden)[:, 0], cache
+  hidden, cache = model(model.language_model.embed(token[:, None]), position[:, None],
+                        active[:, None], cache, active)
+  return model.language_model.logits(hidden)[:, 0], cache
 
 
-def generate(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Array,
-             image_flags: jax.Array, cfg: SamplerConfig, rng: jax.Array) -> SamplerOutput:
+def generate(model: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Array,
+             image_flags: jax.Array, config: SamplerConfig, rng: jax.Array) -> SamplerOutput:
   """Greedy text with next-scale masks for left-padded prompts `ids [B, P]`."""
-  tokens = m.tokens
+  tokens = model.tokens
   b, p = ids.shape
   rows = jnp.arange(b)
-  slots = num_tokens(m.patch_nums)
-  cache_size = p + cfg.max_new_tokens + slots * cfg.mask_passes
-  _, positions, logits, cache = prefill(m, ids, token_mask, pixels, image_flags, cache_size)
+  slots = num_tokens(model.patch_nums)
+  cache_size = p + config.max_new_tokens + slots * config.mask_passes
+  _, positions, logits, cache = prefill(model, ids, token_mask, pixels, image_flags, cache_size)
 
   def mask_branch(state: SamplerState, start: jax.Array, slot0: jax.Array) -> SamplerState:
     rng, pass_rng = jax.random.split(state.rng)
-    res = mask_pass(m, slot0, state.positions, start, state.cache, cfg, pass_rng)
+    res = mask_pass(model, slot0, state.positions, start, state.cache, config, pass_rng)
     new = jnp.concatenate(res.codes, axis=1)  # [B, L]
-    slot = jax.nn.one_hot(state.num_masks, cfg.mask_passes, dtype=bool) & start[:, None]
+    slot = jax.nn.one_hot(state.num_masks, config.mask_passes, dtype=bool) & start[:, None]
     codes = jnp.where(slot[..., None], new[:, None], state.codes)
     return state._replace(
         cache=res.cache, codes=codes, num_masks=state.num_masks + start,
@@ -198,31 +199,31 @@ def generate(m: ARGenSeg, ids: jax.Array, token_mask: jax.Array, pixels: jax.Arr
 
   def body(state: SamplerState) -> SamplerState:
     nxt = jnp.argmax(state.last_logits, axis=-1).astype(jnp.int32)
-    wants = _pair((nxt == tokens.gen_start_token_id) & ~state.done, cfg)
-    over = wants & (state.num_masks >= cfg.mask_passes)  # the row's own budget is spent
+    wants = _pair((nxt == tokens.gen_start_token_id) & ~state.done, config)
+    over = wants & (state.num_masks >= config.mask_passes)  # the row's own budget is spent
     waiting = wants & ~over
     done = state.done | over
     draw = waiting & jnp.all(waiting | done)  # all unfinished rows wait: one shared pass
     state = jax.lax.cond(draw.any(), lambda s: mask_branch(s, draw, nxt), lambda s: s, state)
     emit = ~done & (~waiting | draw)
     token = jnp.where(draw, tokens.gen_end_token_id, nxt)
-    logits, cache = text_step(m, token, state.positions, emit, state.cache)
+    logits, cache = text_step(model, token, state.positions, emit, state.cache)
     emitted = state.emitted + emit
     return state._replace(
         emitted=emitted,
-        tokens=state.tokens.at[rows, jnp.where(emit, state.emitted, cfg.max_new_tokens)].set(
+        tokens=state.tokens.at[rows, jnp.where(emit, state.emitted, config.max_new_tokens)].set(
             token, mode='drop'),
         last_logits=jnp.where(emit[:, None], logits, state.last_logits),
         positions=state.positions + emit, cache=cache,
-        done=done | (emit & (token == cfg.eos_token_id)) | (emitted >= cfg.max_new_tokens),
+        done=done | (emit & (token == config.eos_token_id)) | (emitted >= config.max_new_tokens),
         out_of_masks=state.out_of_masks | over)
 
   init = SamplerState(
       emitted=jnp.zeros((b,), jnp.int32),
-      tokens=jnp.full((b, cfg.max_new_tokens), cfg.pad_token_id, jnp.int32),
+      tokens=jnp.full((b, config.max_new_tokens), config.pad_token_id, jnp.int32),
       last_logits=logits, positions=positions[:, -1] + 1, cache=cache,
-      done=jnp.full((b,), cfg.max_new_tokens <= 0),
-      codes=jnp.zeros((b, cfg.mask_passes, slots), jnp.int32),
+      done=jnp.full((b,), config.max_new_tokens <= 0),
+      codes=jnp.zeros((b, config.mask_passes, slots), jnp.int32),
       num_masks=jnp.zeros((b,), jnp.int32), out_of_masks=jnp.zeros((b,), bool), rng=rng)
   final = jax.lax.while_loop(lambda s: ~s.done.all(), body, init)
   return SamplerOutput(final.tokens, final.codes, final.num_masks, final.out_of_masks)

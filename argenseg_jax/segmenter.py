@@ -29,7 +29,7 @@ from argenseg_jax.image_transforms import image_to_pixels
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.pretrained import load_pretrained
 from argenseg_jax.sampler import SamplerConfig, SamplerOutput, generate
-from argenseg_jax.tokenizer import AddedTokens, load_tokenizer
+from argenseg_jax.tokenizer import Tokenizer, load_tokenizer
 from argenseg_jax.vqvae_tokenizer import VQVAETokenizer
 
 
@@ -51,15 +51,16 @@ def _rgb(image) -> Image.Image:
 class Segmenter:
   """An ARGenSeg model, its tokenizer and a compiled sampler for `batch_size` rows."""
 
-  def __init__(self, model: ARGenSeg, cfg: ml_collections.ConfigDict, tokenizer: AddedTokens,
-               sampler: SamplerConfig = SamplerConfig(), *, batch_size: int = 1,
+  def __init__(self, model: ARGenSeg, cfg: ml_collections.ConfigDict, tokenizer: Tokenizer,
+               sampler_config: SamplerConfig = SamplerConfig(), *, batch_size: int = 1,
                bucket: int = 64, max_prompt_tokens: int = 4096):
     if batch_size < 1:
       raise ValueError(f'batch_size must be >= 1, got {batch_size}.')
     self.tokenizer = tokenizer
     self.spec = spec_for(cfg)
     self.graphdef, self.state = nnx.split(model)
-    self.sampler = dataclasses.replace(sampler, eos_token_id=tokenizer.token_id('<|im_end|>'))
+    self.sampler_config = dataclasses.replace(sampler_config,
+                                              eos_token_id=tokenizer.token_id('<|im_end|>'))
     self.vqvae = VQVAETokenizer(model.image_tokenizer, cfg.vqvae)
     self.batch_size = batch_size
     self.bucket = bucket
@@ -80,7 +81,7 @@ class Segmenter:
   @functools.cached_property
   def _generate(self):
     return jax.jit(lambda state, *args: generate(
-        nnx.merge(self.graphdef, state), *args, self.sampler, jax.random.key(0)))
+        nnx.merge(self.graphdef, state), *args, self.sampler_config, jax.random.key(0)))
 
   def decode_masks(self, codes: np.ndarray, all_scales: bool = False) -> np.ndarray:
     """Codes `[n, L]` -> uint8 images `[n, R, R, 3]` (or `[S, n, ...]` previews)."""
@@ -97,7 +98,7 @@ class Segmenter:
     prompts = list(prompts) + [prompts[-1]] * (rows - len(prompts))
     pixels = np.concatenate([pixels, np.repeat(pixels[-1:], rows - len(pixels), axis=0)])
     width = -(-longest // self.bucket) * self.bucket
-    pad = self.sampler.pad_token_id
+    pad = self.sampler_config.pad_token_id
     ids = np.array([[pad] * (width - len(p)) + list(p) for p in prompts], np.int32)
     mask = np.array([[0] * (width - len(p)) + [1] * len(p) for p in prompts], bool)
     out = self._generate(self.state, ids, mask, jnp.asarray(pixels),
@@ -137,8 +138,8 @@ class Segmenter:
     results = []
     for row, image in enumerate(images):
       answer = out.tokens[row].tolist()
-      if self.sampler.eos_token_id in answer:
-        answer = answer[:answer.index(self.sampler.eos_token_id) + 1]
+      if self.sampler_config.eos_token_id in answer:
+        answer = answer[:answer.index(self.sampler_config.eos_token_id) + 1]
       n = int(out.num_masks[row])
       results.append(Result(
           text=self.tokenizer.decode(answer, skip_special=True), token_ids=answer,

@@ -13,7 +13,8 @@ sharding a few kilobytes costs more in collectives than it saves.
 
 Activations use their own table, `ACT_RULES` (MaxText's: batch over data and fsdp,
 the residual stream's embedding, heads and mlp over tensor, length unsharded), applied
-by `constrain`, which is a no-op unless a mesh is set with `jax.set_mesh`.
+by `constrain`, which is a no-op unless a mesh is set with `jax.set_mesh`. The decoder
+constrains each array the planner sizes, by the same names (`models/internlm2.py`).
 """
 
 import math
@@ -32,7 +33,6 @@ Rule = str | tuple[str, ...] | None
 PARAM_RULES: dict[str, Rule] = {
     'embed': 'fsdp', 'mlp': 'tensor', 'heads': 'tensor', 'kv_heads': 'tensor',
     'vocab': 'tensor', 'conv_in': 'fsdp', 'conv_out': 'tensor', 'head_dim': None,
-    'layers': None,
 }
 
 # logical activation axis -> mesh axes; a tuple shards one dimension over several axes

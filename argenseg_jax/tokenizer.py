@@ -3,8 +3,8 @@
 Like the slow Hugging Face tokenizers: the text is first split on the added tokens
 (`<|im_start|>`, `<img>`, `<IMG_CONTEXT>`, `<ge_start>`, ...; longest match first), each
 added token becomes its id, and the text between them goes to the base tokenizer:
-InternLM2's sentencepiece model (`Tokenizer`, the real checkpoints) or UTF-8 bytes
-(`ByteTokenizer`, the small models trained from scratch). `special_tokens` are the added
+InternLM2's sentencepiece model (`SentencePieceTokenizer`, the real checkpoints) or
+UTF-8 bytes (`ByteTokenizer`, the small models trained from scratch). `special_tokens` are the added
 tokens and the base tokenizer's own (`<s>`, `</s>`, `<unk>`, user-defined symbols);
 `find_special` tells whether a text spells one.
 """
@@ -25,7 +25,7 @@ MODEL_FILE = 'tokenizer.model'
 BYTE_TOKENIZER_FILE = 'byte_tokenizer.json'
 
 
-class AddedTokens:
+class Tokenizer:
   """`encode(text) -> ids`, `decode(ids) -> text`, `token_id(token)` around a base
   tokenizer that subclasses provide (`_encode_plain`, `_decode_plain`, `_plain_size`,
   `_plain_specials`)."""
@@ -94,7 +94,7 @@ class AddedTokens:
     return ''.join(out)
 
 
-class Tokenizer(AddedTokens):
+class SentencePieceTokenizer(Tokenizer):
   """InternLM2's sentencepiece model plus the checkpoint's added tokens."""
 
   def __init__(self, model_file, added_tokens: dict[str, int], *, bos_id: int | None = None):
@@ -130,7 +130,7 @@ class Tokenizer(AddedTokens):
     return self.sp.decode(ids)
 
   @classmethod
-  def with_tokens(cls, model_file, tokens) -> 'Tokenizer':
+  def with_tokens(cls, model_file, tokens) -> 'SentencePieceTokenizer':
     """`model_file` plus added tokens numbered consecutively after its pieces."""
     size = spm.SentencePieceProcessor(model_file=str(model_file)).get_piece_size()
     return cls(model_file, {t: size + i for i, t in enumerate(tokens)})
@@ -144,7 +144,7 @@ class Tokenizer(AddedTokens):
     return path / MODEL_FILE
 
 
-class ByteTokenizer(AddedTokens):
+class ByteTokenizer(Tokenizer):
   """UTF-8 bytes: ids 0/1/2 are `<unk>`/`<s>`/`</s>`, byte b is id `3 + b`, then the
   added tokens. Stored as `byte_tokenizer.json` (`{"added_tokens": {...}}`)."""
 
@@ -185,17 +185,18 @@ class ByteTokenizer(AddedTokens):
     return bytes(i - self.OFFSET for i in ids if i >= self.OFFSET).decode('utf-8', 'replace')
 
 
-def scratch_tokenizer(model_cfg) -> AddedTokens:
+def scratch_tokenizer(model_cfg) -> Tokenizer:
   """The tokenizer of a model trained from scratch: its `vocabulary` (a sentencepiece
   model file; a bare name is one of the package's assets) or UTF-8 bytes when that is
   empty, then its `added_tokens` in order."""
   if model_cfg.get('vocabulary'):
     from argenseg_jax import bundled  # pylint: disable=import-outside-toplevel
-    return Tokenizer.with_tokens(bundled.ASSETS / model_cfg.vocabulary, model_cfg.added_tokens)
+    return SentencePieceTokenizer.with_tokens(bundled.ASSETS / model_cfg.vocabulary,
+                                              model_cfg.added_tokens)
   return ByteTokenizer.with_tokens(model_cfg.added_tokens)
 
 
-def load_tokenizer(path) -> AddedTokens:
+def load_tokenizer(path) -> Tokenizer:
   """The tokenizer of a checkpoint directory: `tokenizer.model` + added tokens
   (sentencepiece) or `byte_tokenizer.json`."""
   path = pathlib.Path(path)
@@ -207,4 +208,4 @@ def load_tokenizer(path) -> AddedTokens:
   if not (path / MODEL_FILE).is_file():
     raise CheckpointError(f'{path} has no {MODEL_FILE} (nor {BYTE_TOKENIZER_FILE}): copy the '
                           'tokenizer files of the checkpoint into it.')
-  return Tokenizer(path / MODEL_FILE, hf_dir.read_added_tokens(path))
+  return SentencePieceTokenizer(path / MODEL_FILE, hf_dir.read_added_tokens(path))

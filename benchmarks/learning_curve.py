@@ -45,7 +45,7 @@ def main() -> None:
     dep = grounding.image_dependence(*evaluate.load_batches(str(path), args.data,
                                                             args.grounding_samples))
     seg = Segmenter.load(path, batch_size=args.batch_size,
-                         sampler=SamplerConfig(max_new_tokens=64))
+                         sampler_config=SamplerConfig(max_new_tokens=64))
     with tempfile.TemporaryDirectory() as out:
       m = evaluator.evaluate(seg, source, batch_size=args.batch_size, out_dir=out,
                              num_overlays=0, progress=False)['metrics']

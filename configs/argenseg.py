@@ -29,17 +29,10 @@ import ml_collections
 import sentencepiece as spm
 
 from argenseg_jax import bundled, chat_template, config_args
+from argenseg_jax.models import argenseg_io
 
-SPECIALS = ('<img>', '</img>', '<IMG_CONTEXT>', '<quad>', '</quad>', '<ref>', '</ref>',
-            '<box>', '</box>', '<mask>', '<ge_start>', '<ge_end>', '<MASK_CONTEXT>')
-CHAT_TOKENS = ('<|im_start|>', '<|im_end|>')
 SCRATCH_VARIANTS = ('tiny', 'small')  # trained from scratch: the config names the tokenizer
 BYTES = 259  # `ByteTokenizer`: <unk>, <s>, </s> and 256 bytes
-
-
-def token_ids(first: int) -> dict[str, int]:
-  """InternVL's and ARGenSeg's added tokens, consecutive from `first`."""
-  return {t: first + i for i, t in enumerate(SPECIALS)}
 
 
 def _tiny_parts():
@@ -88,8 +81,8 @@ def get_config(arg=None):
     base = spm.SentencePieceProcessor(model_file=str(bundled.SYNTHETIC_VOCAB)).get_piece_size()
   else:
     base = {'8b': 92544, 'mid': 5000}.get(args.variant, BYTES)
-  first = base + (len(CHAT_TOKENS) if args.variant in SCRATCH_VARIANTS else 0)
-  ids = token_ids(first)
+  first = base + (len(argenseg_io.CHAT_TOKENS) if args.variant in SCRATCH_VARIANTS else 0)
+  tokens = argenseg_io.token_config(argenseg_io.added_token_ids(first))
   vqvae = config_args.load_config(f'var_vqvae:res={args.res}')
   if args.variant == '8b':
     image = config_args.load_config('internvl_vision:variant=real')
@@ -104,20 +97,19 @@ def get_config(arg=None):
     image.vision.update(hidden_size=256, intermediate_size=1024, num_attention_heads=4)
     image.llm_hidden_size = 1024
     llm = config_args.load_config('internlm2:variant=mid')
-  llm.vocab_size = ids['<MASK_CONTEXT>'] + 1 + vqvae.vocab_size
+  llm.vocab_size = tokens.visual_token_base + vqvae.vocab_size
   # models trained from scratch name their added tokens in id order (`scratch_tokenizer`)
   scratch = args.variant in SCRATCH_VARIANTS
   return ml_collections.ConfigDict(dict(
       name='argenseg', image=image, llm=llm, vqvae=vqvae,
       slot_init='sincos2d' if args.variant == 'small' else 'zeros',
-      vocabulary=vocabulary, added_tokens=CHAT_TOKENS + SPECIALS if scratch else (),
+      vocabulary=vocabulary,
+      added_tokens=(argenseg_io.CHAT_TOKENS + argenseg_io.INTERNVL_TOKENS
+                    + argenseg_io.ARGENSEG_TOKENS) if scratch else (),
       system_prompt='' if scratch else chat_template.SYSTEM_PROMPT,
       question_style=args.question_style if args.variant == 'small' else 'internvl',
       cell_heads=args.cell_heads if args.variant == 'small' else 0,
       cell_strength=args.cell_strength,
       visual_loss=args.visual_loss if args.variant == 'small' else 'tokens',
-      img_context_token_id=ids['<IMG_CONTEXT>'],
-      tokens=dict(img_context_token_id=ids['<IMG_CONTEXT>'],
-                  gen_start_token_id=ids['<ge_start>'], gen_end_token_id=ids['<ge_end>'],
-                  mask_context_token_id=ids['<MASK_CONTEXT>'],
-                  visual_token_base=ids['<MASK_CONTEXT>'] + 1)))
+      img_context_token_id=tokens.img_context_token_id,  # read by the InternVL part
+      tokens=tokens))

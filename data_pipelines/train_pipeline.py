@@ -27,8 +27,8 @@ from argenseg_jax.example_spec import ExampleSpec
 from argenseg_jax.image_transforms import normalize_tile
 from argenseg_jax.mask_transforms import mask_to_vae_input
 from argenseg_jax.ref_sample import RefSample
-from argenseg_jax.tokenizer import AddedTokens
-from data_pipelines import data_spec
+from argenseg_jax.tokenizer import Tokenizer
+from data_pipelines import data_spec, synthetic_masks
 
 BATCH_KEYS = ('ids', 'labels', 'token_mask', 'pixels', 'image_flags', 'masks', 'mask_flags')
 
@@ -37,7 +37,7 @@ class EncodeExample(grain.transforms.Map):
   """`RefSample` -> dict of numpy arrays (one example), or None (skipped) when it is too
   long or its text spells a special token (`chat_template.SpecialTokenError`)."""
 
-  def __init__(self, tokenizer: AddedTokens, spec: ExampleSpec):
+  def __init__(self, tokenizer: Tokenizer, spec: ExampleSpec):
     self.tokenizer = tokenizer
     self.spec = spec
     self.skipped = 0  # per worker process
@@ -131,7 +131,7 @@ class PipelineConfig:
   process_count: int = 1
 
 
-def make_dataset(source, tokenizer: AddedTokens, spec: ExampleSpec,
+def make_dataset(source, tokenizer: Tokenizer, spec: ExampleSpec,
                  cfg: PipelineConfig) -> grain.IterDataset:
   """The training chain over a random-access `source` of `RefSample`s.
 
@@ -153,12 +153,15 @@ def make_dataset(source, tokenizer: AddedTokens, spec: ExampleSpec,
 
 
 def training_inputs(config):
-  """The trainer's `inputs(tokenizer, spec, batch_size)` for a train config
-  (`config.data.spec`, `config.data.workers`, `config.seed`), this process's share. The
-  source is opened now, so a bad spec fails before a model is loaded."""
+  """The trainer's `inputs` for a train config. ARGenSeg: `inputs(tokenizer, spec,
+  batch_size)` (`config.data.spec`, `config.data.workers`, `config.seed`), this process's
+  share; the source is opened now, so a bad spec fails before a model is loaded. The mask
+  VQ-VAE (`config.task == 'mask_vqvae'`): `synthetic_masks.mask_inputs(config)`."""
+  if config.task == 'mask_vqvae':
+    return synthetic_masks.mask_inputs(config)
   source = data_spec.open_source(config.data.spec)
 
-  def inputs(tokenizer: AddedTokens, spec: ExampleSpec, batch_size: int) -> grain.IterDataset:
+  def inputs(tokenizer: Tokenizer, spec: ExampleSpec, batch_size: int) -> grain.IterDataset:
     return make_dataset(source, tokenizer, spec, PipelineConfig(
         batch_size=batch_size, seed=config.seed, worker_count=config.data.workers,
         process_index=jax.process_index(), process_count=jax.process_count()))

@@ -51,6 +51,37 @@ def small_model():
   return var_vqvae_io.init_vqvae(cfg, seed=1), cfg
 
 
+@pytest.fixture(scope='session')
+def golden_checkpoint(tmp_path_factory):
+  """Our checkpoint of the golden ARGenSeg model plus a sentencepiece model trained here whose
+  ids stay below the fixture's 1000 text ids."""
+  import json  # pylint: disable=import-outside-toplevel
+  import sentencepiece as spm  # pylint: disable=import-outside-toplevel
+  from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.models import var_vqvae_io  # pylint: disable=import-outside-toplevel
+  from tests.helpers import make_hf_dir  # pylint: disable=import-outside-toplevel
+  root = tmp_path_factory.mktemp('argenseg')
+  fixture = golden_fixture('argenseg')
+  hf = make_hf_dir(fixture, root / 'hf')
+  corpus = root / 'corpus.txt'
+  corpus.write_text('\n'.join(['Please segment the red circle.', 'Sure, the result.'] * 50))
+  spm.SentencePieceTrainer.train(
+      input=str(corpus), model_prefix=str(hf / 'tokenizer'), vocab_size=300,
+      hard_vocab_limit=False, model_type='bpe', byte_fallback=True, add_dummy_prefix=False,
+      user_defined_symbols=['<|im_start|>', '<|im_end|>'], minloglevel=2)
+  config = json.loads((fixture / 'config.json').read_text())
+  vqvae = var_vqvae_io.config_from_var_kwargs(config['image_tokenizer_VQVAE_kwargs'], 256)
+  return pretrained.convert_pretrained(hf, root / 'ours', vqvae_config=vqvae)
+
+
+@pytest.fixture(scope='session')
+def golden_segmenter(golden_checkpoint):
+  """The golden ARGenSeg's `Segmenter`, 3 new tokens at most."""
+  from argenseg_jax.sampler import SamplerConfig  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.segmenter import Segmenter  # pylint: disable=import-outside-toplevel
+  return Segmenter.load(golden_checkpoint, sampler_config=SamplerConfig(max_new_tokens=3))
+
+
 def _share_compilations():
   """One persistent XLA compilation cache for the test session and the subprocesses it
   starts (training tests compile the same init and step programs several times)."""

@@ -115,3 +115,13 @@ def make_hf_dir(fixture: pathlib.Path, out: pathlib.Path, *, shards: int = 2) ->
     weight_map.update({k: name for k in part})
   (out / 'model.safetensors.index.json').write_text(json.dumps({'weight_map': weight_map}))
   return out
+
+
+def golden_prompts(name: str) -> tuple[list[list[int]], np.ndarray]:
+  """The golden ARGenSeg fixture's generation prompts `name` (unpadded id lists) and
+  pixels `[B, S, S, 3]`."""
+  from tests.conftest import golden_fixture  # pylint: disable=import-outside-toplevel
+  x = np.load(golden_fixture('argenseg') / 'inputs.npz')
+  ids, mask = x[f'gen_input_ids_{name}'], x[f'gen_attention_mask_{name}'].astype(bool)
+  pixels = x['pixel_values'].transpose(0, 2, 3, 1)
+  return [row[m].tolist() for row, m in zip(ids, mask)], pixels

@@ -18,7 +18,7 @@ def _reports(tmp_path, data: str, batch_sizes) -> list[dict]:
   reports = []
   for bs in batch_sizes:
     seg = Segmenter.load(bundled.ARGENSEG_SMALL, batch_size=bs,
-                         sampler=SamplerConfig(max_new_tokens=64))
+                         sampler_config=SamplerConfig(max_new_tokens=64))
     reports.append(evaluate(seg, source, batch_size=bs, out_dir=tmp_path / f'bs{bs}',
                             num_overlays=0, progress=False))
   return reports

@@ -6,13 +6,14 @@ import pytest
 from flax import nnx
 
 from argenseg_jax import plan, sharding
+from argenseg_jax.layers import logical
 
 EIGHT_B = 'argenseg:variant=8b'
 
 
 class _Leaf(nnx.Module):
   def __init__(self, shape, axes, rngs):
-    self.w = nnx.Param(jax.random.normal(rngs.params(), shape), out_sharding=axes)
+    self.w = logical.param(jax.random.normal(rngs.params(), shape), axes)
     self.b = nnx.Param(jax.random.normal(rngs.params(), (3,)))  # unannotated, odd
 
 

@@ -1,6 +1,8 @@
-"""The next-scale sampler: every row's answer is its own, whatever the batch around it.
+"""The next-scale sampler (`argenseg_jax/sampler.py`).
 
-The model is `scripted_argenseg`: its text follows a script chosen per row by the
+Against the original: the golden ARGenSeg's greedy answers and codes, whole-scale and
+raster order. Batch invariance, every row's answer its own whatever the batch around it,
+on `scripted_argenseg`: its text follows a script chosen per row by the
 prompt's last token, so rows reach `<ge_start>` at different steps and draw 0, 1 or 2
 masks (one also runs out of its mask budget); its codes depend on the row's image and
 prompt. Each row's tokens and codes in a batch must equal those of the row alone.
@@ -17,7 +19,10 @@ from flax import nnx
 from argenseg_jax import sampler
 from argenseg_jax.config_args import load_config
 from argenseg_jax.sampler import SamplerConfig
-from data_pipelines.train_pipeline import spec_for
+from argenseg_jax.segmenter import Segmenter
+from tests.conftest import golden_fixture
+from argenseg_jax.example_spec import spec_for
+from tests.helpers import golden_prompts
 from tests.scripted_model import CONFIG, scripted_argenseg
 
 EOS = 2
@@ -52,18 +57,18 @@ def scripted():
   spec = spec_for(cfg)
 
   @functools.partial(jax.jit, static_argnums=4)
-  def run(state, ids, mask, pixels, cfg_scale):
+  def run(state, ids, mask, pixels, guidance_scale):
     return sampler.generate(nnx.merge(graphdef, state), ids, mask, pixels,
                             jnp.ones((ids.shape[0],), jnp.int32),
                             SamplerConfig(max_new_tokens=MAX_NEW, mask_passes=MASKS,
-                                          eos_token_id=EOS, cfg_scale=cfg_scale),
+                                          eos_token_id=EOS, guidance_scale=guidance_scale),
                             jax.random.key(0))
 
-  def generate(prompts, pixels, cfg_scale=0.0):
+  def generate(prompts, pixels, guidance_scale=0.0):
     width = max(len(p) for p in prompts)
     ids = np.array([[EOS] * (width - len(p)) + p for p in prompts], np.int32)
     mask = np.array([[0] * (width - len(p)) + [1] * len(p) for p in prompts], bool)
-    out = run(state, ids, mask, pixels, cfg_scale)
+    out = run(state, ids, mask, pixels, guidance_scale)
     return sampler.SamplerOutput(*(np.asarray(x) for x in out))
 
   return cfg, spec, generate
@@ -136,10 +141,10 @@ def test_guided_pairs_equal_their_batch_of_one(scripted):
   kinds, cond, pixels = _rows(cfg, spec, 5, seed=3)
   rng = np.random.default_rng(4)
   uncond = [_prompt(cfg, spec, rng, 'r', 5) for _ in cond]
-  out = generate(cond + uncond, np.concatenate([pixels, pixels]), cfg_scale=2.0)
+  out = generate(cond + uncond, np.concatenate([pixels, pixels]), guidance_scale=2.0)
   n = len(cond)
   for i, kind in enumerate(kinds):
-    alone = generate([cond[i], uncond[i]], pixels[[i, i]], cfg_scale=2.0)
+    alone = generate([cond[i], uncond[i]], pixels[[i, i]], guidance_scale=2.0)
     _assert_same_row(out, i, alone, 0)
     _assert_same_row(out, n + i, alone, 1)
     assert int(out.num_masks[i]) == int(out.num_masks[n + i]) == KINDS[kind][1]
@@ -147,3 +152,41 @@ def test_guided_pairs_equal_their_batch_of_one(scripted):
   plain = generate(cond, pixels)
   guided = [i for i, k in enumerate(kinds) if KINDS[k][1]]
   assert any((out.codes[i, 0] != plain.codes[i, 0]).any() for i in guided)  # guidance acts
+
+
+def test_bucketed_generation_matches_the_reference(golden_segmenter):
+  prompts, pixels = golden_prompts('b1')
+  ref = np.load(golden_fixture('argenseg') / 'outputs.npz')
+  out = golden_segmenter.generate_ids(prompts, pixels)  # padded 280 -> 320 tokens
+  np.testing.assert_array_equal(np.asarray(out.tokens), ref['b1_generated_ids'])
+  np.testing.assert_array_equal(np.asarray(out.codes)[:, 0], ref['b1_visual_ids_all'])
+  # the same row next to another prompt: batching changes neither (rows that reach
+  # <ge_start> at different steps: tests/test_sampler.py)
+  other, _ = golden_prompts('cfg')
+  both = golden_segmenter.generate_ids([prompts[0], other[1]], np.concatenate([pixels, pixels]))
+  np.testing.assert_array_equal(np.asarray(both.tokens)[:1], ref['b1_generated_ids'])
+  np.testing.assert_array_equal(np.asarray(both.codes)[0, 0], ref['b1_visual_ids_all'][0])
+  alone = golden_segmenter.generate_ids([other[1]], pixels)
+  np.testing.assert_array_equal(np.asarray(both.tokens)[1], np.asarray(alone.tokens)[0])
+
+
+def test_pick_codes_sampling_options():
+  logits = jnp.log(jnp.array([[0.05, 0.6, 0.3, 0.05]] * 256))
+  greedy = sampler.pick_codes(logits, SamplerConfig(), jax.random.key(0))
+  assert (greedy == 1).all()
+  top1 = sampler.pick_codes(logits, SamplerConfig(temperature=1.0, top_k=1), jax.random.key(1))
+  assert (top1 == 1).all()
+  top2 = sampler.pick_codes(logits, SamplerConfig(temperature=1.0, top_k=2), jax.random.key(2))
+  assert set(np.asarray(top2).tolist()) == {1, 2}
+  nucleus = sampler.pick_codes(logits, SamplerConfig(temperature=1.0, top_p=0.5), jax.random.key(3))
+  assert (nucleus == 1).all()  # 0.6 alone covers half the mass
+
+
+def test_raster_order_gives_the_same_codes(golden_checkpoint):
+  """Within a scale every slot's input comes from earlier scales, so one token per pass
+  and one scale per pass see the same keys: the codes must agree."""
+  raster = Segmenter.load(golden_checkpoint, sampler_config=SamplerConfig(max_new_tokens=3, raster=True))
+  prompts, pixels = golden_prompts('b1')
+  ref = np.load(golden_fixture('argenseg') / 'outputs.npz')
+  out = raster.generate_ids(prompts, pixels)
+  np.testing.assert_array_equal(np.asarray(out.codes)[:, 0], ref['b1_visual_ids_all'])

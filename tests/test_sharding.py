@@ -90,3 +90,37 @@ def test_activation_rules_and_constrain():
   assert y.sharding.spec == PartitionSpec(('data', 'fsdp'), None, 'tensor')
   np.testing.assert_array_equal(np.asarray(y), 2 * np.asarray(x))
   assert len(f(x).sharding.device_set) == 1  # outside the mesh again: unconstrained
+
+
+def test_parameters_are_named_at_creation_and_placed_later():
+  """Importing the package leaves flax's eager-sharding default alone, and a model builds
+  outside any mesh under either setting, its parameters named by logical axes."""
+  import flax  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.models.internlm2 import InternLM2  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.config_args import load_config  # pylint: disable=import-outside-toplevel
+  assert nnx.using_eager_sharding() == flax.config.flax_always_shard_variable
+  cfg = load_config('argenseg:variant=tiny').llm
+  for eager in (True, False):
+    with nnx.use_eager_sharding(eager):
+      model = nnx.eval_shape(lambda: InternLM2(cfg, nnx.Rngs(0)))
+    params = jax.tree.leaves(nnx.state(model, nnx.Param),
+                             is_leaf=lambda x: isinstance(x, nnx.Variable))
+    names = {v.get_metadata().get('out_sharding') for v in params}
+    assert ('vocab', 'embed') in names and None not in names
+
+
+def test_the_decoder_constrains_what_the_planner_sizes(monkeypatch):
+  """Every activation `argenseg plan` sizes by `ACT_RULES` is one the decoder asks for."""
+  from argenseg_jax.config_args import load_config  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.models import internlm2  # pylint: disable=import-outside-toplevel
+  asked = set()
+  monkeypatch.setattr(internlm2, 'constrain', lambda x, names: asked.add(tuple(names)) or x)
+  cfg = load_config('argenseg:variant=tiny').llm
+  model = internlm2.InternLM2(cfg, nnx.Rngs(0))
+  x = jnp.zeros((1, 3, cfg.hidden_size))
+  hidden, _ = model(x, jnp.arange(3)[None], jnp.ones((1, 3), bool), model.empty_cache(1, 4))
+  model.logits(hidden)
+  sized = {internlm2.RESIDUAL, internlm2.QUERIES, internlm2.KEYS, internlm2.HIDDEN_MLP,
+           internlm2.LOGITS}
+  assert asked == sized
+  assert all(name in sharding.ACT_RULES for names in sized for name in names if name)

@@ -36,7 +36,7 @@ def checkpoint(tmp_path_factory, tokenizer):
 
 @pytest.fixture(scope='module')
 def segmenter(checkpoint):
-  return Segmenter.load(checkpoint, batch_size=2, sampler=SamplerConfig(max_new_tokens=4))
+  return Segmenter.load(checkpoint, batch_size=2, sampler_config=SamplerConfig(max_new_tokens=4))
 
 
 @pytest.fixture(scope='module')
@@ -72,7 +72,7 @@ def test_rows_keep_their_own_image_question_and_mask(checkpoint, segmenter):
   images = [rng.integers(0, 256, (h, w, 3), np.uint8) for h, w in sizes]
   questions = ['the red circle', 'the blue square', 'all shapes', 'the left one', 'a circle']
   results = segmenter.segment(images, questions)
-  alone = Segmenter.load(checkpoint, batch_size=1, sampler=SamplerConfig(max_new_tokens=4))
+  alone = Segmenter.load(checkpoint, batch_size=1, sampler_config=SamplerConfig(max_new_tokens=4))
   for image, question, res in zip(images, questions, results, strict=True):
     [ref] = alone.segment([image], [question])
     assert res.token_ids == ref.token_ids and len(res.codes) == 1

@@ -11,12 +11,13 @@ import sentencepiece as spm
 from argenseg_jax import bundled, chat_template, cli, example_spec
 from argenseg_jax.config_args import load_config
 from argenseg_jax.tokenizer import load_tokenizer, scratch_tokenizer
-from configs.argenseg import CHAT_TOKENS, SPECIALS
+from argenseg_jax.models import argenseg_io
+from argenseg_jax.models.argenseg_io import ARGENSEG_TOKENS, CHAT_TOKENS, INTERNVL_TOKENS
 from data_pipelines import train_pipeline
 from argenseg_jax.ref_sample import RefSample
 
 # the tiny config's added tokens, and the base tokenizer's own
-TYPED = CHAT_TOKENS + SPECIALS + ('<s>', '</s>', '<unk>')
+TYPED = CHAT_TOKENS + INTERNVL_TOKENS + ARGENSEG_TOKENS + ('<s>', '</s>', '<unk>')
 CORPUS = ['Please segment the red circle.', 'Sure, the segmentation result: here.',
           'system user assistant hello world', 'the leftmost square']
 
@@ -37,7 +38,7 @@ def sp_tok(tmp_path_factory):
       model_type='bpe', user_defined_symbols=list(CHAT_TOKENS), character_coverage=1.0,
       byte_fallback=True, add_dummy_prefix=False, remove_extra_whitespaces=False,
       minloglevel=2)
-  (d / 'added_tokens.json').write_text(json.dumps({t: 320 + i for i, t in enumerate(SPECIALS)}))
+  (d / 'added_tokens.json').write_text(json.dumps(argenseg_io.added_token_ids(320)))
   return load_tokenizer(d)
 
 

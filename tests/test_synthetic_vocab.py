@@ -6,7 +6,7 @@ import pytest
 
 from argenseg_jax import bundled, chat_template, example_spec
 from argenseg_jax.config_args import load_config
-from argenseg_jax.tokenizer import Tokenizer, load_tokenizer, scratch_tokenizer
+from argenseg_jax.tokenizer import SentencePieceTokenizer, load_tokenizer, scratch_tokenizer
 from data_pipelines import synthetic_vocab, train_pipeline
 from data_pipelines.synthetic_scenes import SyntheticScenes
 
@@ -34,7 +34,8 @@ def test_every_word_of_the_grammar_is_one_token_and_other_text_round_trips(small
 
 def test_added_tokens_follow_the_vocabulary_and_are_saved(small, tmp_path):
   cfg, tok = small
-  assert isinstance(tok, Tokenizer) and tok.token_id('<ge_start>') == cfg.tokens.gen_start_token_id
+  assert isinstance(tok, SentencePieceTokenizer)
+  assert tok.token_id('<ge_start>') == cfg.tokens.gen_start_token_id
   assert cfg.llm.vocab_size == tok.vocab_size + cfg.vqvae.vocab_size
   tok.save(tmp_path)
   again = load_tokenizer(tmp_path)

@@ -8,7 +8,7 @@ import sentencepiece as spm
 
 from argenseg_jax import chat_template
 from argenseg_jax.checkpoints.torch_files import CheckpointError
-from argenseg_jax.tokenizer import ByteTokenizer, Tokenizer, load_tokenizer
+from argenseg_jax.tokenizer import ByteTokenizer, load_tokenizer
 
 CORPUS = ['Sure, the segmentation result is here.', 'Please segment the red circle.',
           'Given the following instructions: the big blue square; please perform '

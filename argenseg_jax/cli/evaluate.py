@@ -47,7 +47,7 @@ def run_eval(args) -> int:
   if len(source) == 0:
     raise ValueError(f'--data {args.data} holds no samples: nothing to evaluate.')
   segmenter = Segmenter.load(args.checkpoint, batch_size=args.batch_size,
-                             sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
+                             sampler_config=SamplerConfig(max_new_tokens=args.max_new_tokens))
   report = evaluator.evaluate(segmenter, source, batch_size=args.batch_size, protocol=args.protocol,
                     out_dir=args.out, num_overlays=args.num_overlays,
                     max_samples=args.max_samples, checkpoint=str(args.checkpoint),

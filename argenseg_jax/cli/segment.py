@@ -161,7 +161,7 @@ def run(args) -> int:
   if not args.checkpoint:
     print(f'using the bundled small ARGenSeg ({bundled.ARGENSEG_SMALL})')
   seg = Segmenter.load(checkpoint, batch_size=min(args.batch_size, len(jobs)),
-                       sampler=SamplerConfig(max_new_tokens=args.max_new_tokens))
+                       sampler_config=SamplerConfig(max_new_tokens=args.max_new_tokens))
   results = seg.segment(images, [j.question for j in jobs])
   for job, image, res in zip(jobs, images, results):
     asked = getattr(job.question, 'sentences', (job.question,))

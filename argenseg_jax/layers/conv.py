@@ -2,6 +2,8 @@
 
 from flax import nnx
 
+from argenseg_jax.layers import logical
+
 _KERNEL_AXES = (None, None, 'conv_in', 'conv_out')
 
 
@@ -12,8 +14,8 @@ def conv2d(in_ch: int, out_ch: int, kernel: int, rngs: nnx.Rngs, *, stride: int 
     padding = ((kernel // 2, kernel // 2),) * 2
   return nnx.Conv(
       in_ch, out_ch, (kernel, kernel), strides=stride, padding=padding,
-      kernel_init=nnx.with_partitioning(nnx.initializers.lecun_normal(), _KERNEL_AXES),
-      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('conv_out',)),
+      kernel_init=logical.partitioned(nnx.initializers.lecun_normal(), _KERNEL_AXES),
+      bias_init=logical.partitioned(nnx.initializers.zeros_init(), ('conv_out',)),
       rngs=rngs)
 
 
@@ -25,8 +27,8 @@ def group_norm(channels: int, rngs: nnx.Rngs, *, groups: int = 32,
                      f'got {channels}.')
   return nnx.GroupNorm(
       channels, num_groups=groups, epsilon=eps, use_fast_variance=False,
-      scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), ('conv_out',)),
-      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('conv_out',)),
+      scale_init=logical.partitioned(nnx.initializers.ones_init(), ('conv_out',)),
+      bias_init=logical.partitioned(nnx.initializers.zeros_init(), ('conv_out',)),
       rngs=rngs)
 
 
@@ -34,7 +36,7 @@ def conv2d_patch(in_ch: int, out_ch: int, patch: int, rngs: nnx.Rngs) -> nnx.Con
   """Non-overlapping `patch`x`patch` patch embedding: `[B,H,W,Cin] -> [B,H/p,W/p,Cout]`."""
   return nnx.Conv(
       in_ch, out_ch, (patch, patch), strides=patch, padding='VALID',
-      kernel_init=nnx.with_partitioning(nnx.initializers.lecun_normal(),
+      kernel_init=logical.partitioned(nnx.initializers.lecun_normal(),
                                         (None, None, None, 'embed')),
-      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ('embed',)),
+      bias_init=logical.partitioned(nnx.initializers.zeros_init(), ('embed',)),
       rngs=rngs)

@@ -4,14 +4,16 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from argenseg_jax.layers import logical
+
 
 def dense(in_dim: int, out_dim: int, axes: tuple[str | None, str | None], rngs: nnx.Rngs,
           *, use_bias: bool = True, kernel_init=nnx.initializers.lecun_normal()) -> nnx.Linear:
   """`x @ W + b` with `W: [in, out]` (a torch Linear weight transposed); zero bias."""
   return nnx.Linear(
       in_dim, out_dim, use_bias=use_bias,
-      kernel_init=nnx.with_partitioning(kernel_init, axes),
-      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (axes[1],)),
+      kernel_init=logical.partitioned(kernel_init, axes),
+      bias_init=logical.partitioned(nnx.initializers.zeros_init(), (axes[1],)),
       rngs=rngs)
 
 
@@ -19,8 +21,8 @@ def layer_norm(dim: int, eps: float, axis_name: str | None, rngs: nnx.Rngs) -> n
   """torch `LayerNorm(dim, eps)` with affine scale and bias; two-pass variance."""
   return nnx.LayerNorm(
       dim, epsilon=eps, use_fast_variance=False,
-      scale_init=nnx.with_partitioning(nnx.initializers.ones_init(), (axis_name,)),
-      bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), (axis_name,)),
+      scale_init=logical.partitioned(nnx.initializers.ones_init(), (axis_name,)),
+      bias_init=logical.partitioned(nnx.initializers.zeros_init(), (axis_name,)),
       rngs=rngs)
 
 
@@ -31,7 +33,7 @@ class RMSNorm(nnx.Module):
   def __init__(self, dim: int, eps: float, axis_name: str | None, rngs: nnx.Rngs):
     del rngs  # deterministic init: ones
     self.eps = eps
-    self.weight = nnx.Param(jnp.ones((dim,), jnp.float32), out_sharding=(axis_name,))
+    self.weight = logical.param(jnp.ones((dim,), jnp.float32), (axis_name,))
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x32 = x.astype(jnp.float32)

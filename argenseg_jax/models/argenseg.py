@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from argenseg_jax.layers import posemb
+from argenseg_jax.layers import logical, posemb
 from argenseg_jax.layers.linear import dense
 from argenseg_jax.layers.losses import masked_cross_entropy
 from argenseg_jax.models import cell_attention
@@ -58,9 +58,9 @@ class ARGenSeg(InternVLChat):
       pos = zeros(rngs.params(), (1, num_tokens(self.patch_nums), d))
       word_init, lvl_init = zeros, zeros
     self.word_embed = dense(z, d, (None, 'embed'), rngs, kernel_init=word_init)
-    self.pos_1LC = nnx.Param(pos, out_sharding=(None, None, 'embed'))
+    self.pos_1LC = logical.param(pos, (None, None, 'embed'))
     self.lvl_embed = nnx.Embed(len(self.patch_nums), d,
-                               embedding_init=nnx.with_partitioning(lvl_init, (None, 'embed')),
+                               embedding_init=logical.partitioned(lvl_init, (None, 'embed')),
                                rngs=rngs)
     self.image_tokenizer = VQVAE(cfg.vqvae, rngs)
     if cfg.get('cell_heads', 0):

@@ -8,8 +8,17 @@ from argenseg_jax.checkpoints.conversion import Rule
 from argenseg_jax.models import internvl_chat_io, var_vqvae_io
 from argenseg_jax.models.argenseg import ARGenSeg
 
-# Special tokens ARGenSeg adds after InternVL's, in this order (ids follow the tokenizer).
+# The added tokens: InternVL's, then ARGenSeg's, in id order (a checkpoint's tokenizer
+# says where they start). The chat markers are pieces of the base vocabulary.
+INTERNVL_TOKENS = ('<img>', '</img>', '<IMG_CONTEXT>', '<quad>', '</quad>', '<ref>', '</ref>',
+                   '<box>', '</box>')
 ARGENSEG_TOKENS = ('<mask>', '<ge_start>', '<ge_end>', '<MASK_CONTEXT>')
+CHAT_TOKENS = ('<|im_start|>', '<|im_end|>')
+
+
+def added_token_ids(first: int) -> dict[str, int]:
+  """InternVL's and ARGenSeg's added tokens, consecutive from `first`."""
+  return {t: first + i for i, t in enumerate(INTERNVL_TOKENS + ARGENSEG_TOKENS)}
 
 
 def token_config(token_ids: dict[str, int]) -> ml_collections.ConfigDict:

@@ -10,7 +10,7 @@ import jax
 import ml_collections
 from flax import nnx
 
-from argenseg_jax.layers import posemb
+from argenseg_jax.layers import logical, posemb
 from argenseg_jax.models.intern_vit import InternViT
 from argenseg_jax.models.projector import Projector, flatten_grid, pixel_shuffle, tokens_to_grid
 
@@ -47,9 +47,9 @@ class ImageEmbedder(nnx.Module):
       if cfg.token_pos_init != 'sincos2d':
         raise ValueError(f"token_pos_init must be '' or 'sincos2d', got {cfg.token_pos_init!r}.")
       side = int(round(cfg.vision.image_size // cfg.vision.patch_size * self.downsample_ratio))
-      self.token_pos = nnx.Param(posemb.sincos_2d(*posemb.grid_points(side, side),
+      self.token_pos = logical.param(posemb.sincos_2d(*posemb.grid_points(side, side),
                                                   cfg.llm_hidden_size),
-                                 out_sharding=(None, 'embed'))
+                                 (None, 'embed'))
 
   def features(self, pixels: jax.Array, drop_path_rng: jax.Array | None = None) -> ImageFeatures:
     """All intermediate results for `pixels: [T, H, W, 3]` (ImageNet-normalised)."""

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from argenseg_jax.layers import posemb
+from argenseg_jax.layers import logical, posemb
 from argenseg_jax.layers.conv import conv2d_patch
 from argenseg_jax.layers.linear import RMSNorm, dense, norm
 from argenseg_jax.layers.resize import bicubic_resize
@@ -26,14 +26,14 @@ class Embeddings(nnx.Module):
     self.patch_size = cfg.patch_size
     self.grid = cfg.image_size // cfg.patch_size
     init = nnx.initializers.normal(cfg.initializer_range)
-    self.class_embedding = nnx.Param(init(rngs.params(), (1, 1, c)),
-                                     out_sharding=(None, None, 'embed'))
+    self.class_embedding = logical.param(init(rngs.params(), (1, 1, c)),
+                                     (None, None, 'embed'))
     if cfg.get('posemb_init', 'normal') == 'sincos2d':  # training from scratch
       grid = posemb.sincos_2d(*posemb.grid_points(self.grid, self.grid), c)
       pos = jnp.concatenate([jnp.zeros((1, c)), grid])[None]
     else:  # the original's
       pos = init(rngs.params(), (1, 1 + self.grid ** 2, c))
-    self.position_embedding = nnx.Param(pos, out_sharding=(None, None, 'embed'))
+    self.position_embedding = logical.param(pos, (None, None, 'embed'))
     self.patch_embedding = conv2d_patch(cfg.num_channels, c, cfg.patch_size, rngs)
 
   def __call__(self, pixels: jax.Array) -> jax.Array:
@@ -103,10 +103,10 @@ class Layer(nnx.Module):
     self.drop_path_rate = drop_path_rate
     self.norm1 = norm(cfg.norm_type, c, cfg.layer_norm_eps, 'embed', rngs)
     self.attn = Attention(cfg, rngs)
-    self.ls1 = nnx.Param(cfg.initializer_factor * jnp.ones((c,)), out_sharding=('embed',))
+    self.ls1 = logical.param(cfg.initializer_factor * jnp.ones((c,)), ('embed',))
     self.norm2 = norm(cfg.norm_type, c, cfg.layer_norm_eps, 'embed', rngs)
     self.mlp = Mlp(cfg, rngs)
-    self.ls2 = nnx.Param(cfg.initializer_factor * jnp.ones((c,)), out_sharding=('embed',))
+    self.ls2 = logical.param(cfg.initializer_factor * jnp.ones((c,)), ('embed',))
 
   def __call__(self, x: jax.Array, rng: jax.Array | None = None) -> jax.Array:
     rngs = (None, None) if rng is None else tuple(jax.random.split(rng))

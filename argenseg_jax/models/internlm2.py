@@ -17,11 +17,18 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
+from argenseg_jax.layers import logical
 from argenseg_jax.layers.linear import RMSNorm
 from argenseg_jax.layers.rope import apply_rope
 from argenseg_jax.sharding import constrain
 
-RESIDUAL = ('act_batch', 'act_len', 'act_embed')  # logical axes of the residual stream
+# Logical axes of the activations the model constrains (`sharding.ACT_RULES`; the
+# planner sizes the same arrays with the same names).
+RESIDUAL = ('act_batch', 'act_len', 'act_embed')   # [B, L, D] between layers
+QUERIES = ('act_batch', 'act_len', 'act_heads', 'act_head_dim')    # [B, L, H, hd]
+KEYS = ('act_batch', 'act_len', 'act_kv_heads', 'act_head_dim')    # [B, L, KV, hd], also V
+HIDDEN_MLP = ('act_batch', 'act_len', 'act_mlp')   # [B, L, F]
+LOGITS = ('act_batch', 'act_len', 'act_vocab')     # [B, L, V]
 
 
 class KVCache(NamedTuple):
@@ -67,7 +74,7 @@ def attention_bias(cache: KVCache, q_len: int) -> jax.Array:
 
 
 def _param(init, key, shape, axes):
-  return nnx.Param(init(key, shape), out_sharding=axes)
+  return logical.param(init(key, shape), axes)
 
 
 class Attention(nnx.Module):
@@ -84,9 +91,10 @@ class Attention(nnx.Module):
 
   def __call__(self, x, positions, bias, k_cache, v_cache, start):
     """`x: [B, q, D]` -> (`[B, q, D]`, updated `k_cache`, `v_cache` `[B, T, KV, hd]`)."""
-    q = apply_rope(jnp.einsum('bld,dhk->blhk', x, self.wq[...]), positions, self.theta)
-    k = apply_rope(jnp.einsum('bld,dhk->blhk', x, self.wk[...]), positions, self.theta)
-    v = jnp.einsum('bld,dhk->blhk', x, self.wv[...])
+    q = constrain(jnp.einsum('bld,dhk->blhk', x, self.wq[...]), QUERIES)
+    k = constrain(jnp.einsum('bld,dhk->blhk', x, self.wk[...]), KEYS)
+    v = constrain(jnp.einsum('bld,dhk->blhk', x, self.wv[...]), KEYS)
+    q, k = apply_rope(q, positions, self.theta), apply_rope(k, positions, self.theta)
     k_cache = write_rows(k_cache, k, start)
     v_cache = write_rows(v_cache, v, start)
     b, l, h, hd = q.shape
@@ -110,7 +118,8 @@ class FeedForward(nnx.Module):
     self.w2 = _param(init, rngs.params(), (f, d), ('mlp', 'embed'))
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    return (jax.nn.silu(x @ self.w1[...]) * (x @ self.w3[...])) @ self.w2[...]
+    gated = jax.nn.silu(x @ self.w1[...]) * (x @ self.w3[...])
+    return constrain(gated, HIDDEN_MLP) @ self.w2[...]
 
 
 class DecoderLayer(nnx.Module):
@@ -139,7 +148,7 @@ class InternLM2(nnx.Module):
     init = nnx.initializers.normal(cfg.initializer_range)
     self.tok_embeddings = nnx.Embed(
         cfg.vocab_size, cfg.hidden_size,
-        embedding_init=nnx.with_partitioning(init, ('vocab', 'embed')), rngs=rngs)
+        embedding_init=logical.partitioned(init, ('vocab', 'embed')), rngs=rngs)
     self.layers = nnx.List([DecoderLayer(cfg, rngs) for _ in range(cfg.num_hidden_layers)])
     self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, 'embed', rngs)
     self.output = _param(init, rngs.params(), (cfg.hidden_size, cfg.vocab_size),
@@ -188,7 +197,8 @@ class InternLM2(nnx.Module):
   def logits(self, hidden: jax.Array, first: int = 0) -> jax.Array:
     """`[B, L, D]` -> float32 logits `[B, L, V - first]` of the vocabulary rows from
     `first` on (negative counts from the end: -4096 = the visual codes only)."""
-    return jnp.einsum('bld,dv->blv', hidden, self.output[:, first:]).astype(jnp.float32)
+    logits = jnp.einsum('bld,dv->blv', hidden, self.output[:, first:])
+    return constrain(logits, LOGITS).astype(jnp.float32)
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:

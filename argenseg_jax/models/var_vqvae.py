@@ -14,6 +14,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from argenseg_jax.layers import logical
 from argenseg_jax.layers.conv import conv2d, group_norm
 from argenseg_jax.layers.resize import area_resize, bicubic_resize
 
@@ -186,7 +187,7 @@ class MultiScaleQuantizer(nnx.Module):
     self.phi_index = phi_index_per_scale(len(self.patch_nums), cfg.share_quant_resi)
     self.embedding = nnx.Embed(
         cfg.vocab_size, cfg.z_channels,
-        embedding_init=nnx.with_partitioning(nnx.initializers.normal(1.0),
+        embedding_init=logical.partitioned(nnx.initializers.normal(1.0),
                                              ('vocab', None)),
         rngs=rngs)
     self.phi = nnx.List([conv2d(cfg.z_channels, cfg.z_channels, 3, rngs)
