@@ -52,9 +52,11 @@ class SamplerConfig:
 
 
 class ScalePass(NamedTuple):
+  """A mask's scale passes. The sampler reads the codes and the cache; the other two are
+  kept for the parity checks (`parity/kinds/argenseg.py`; unused, XLA drops them)."""
   codes: list            # per scale [B, pn*pn] codebook indices
-  inputs: list           # per scale [B, pn*pn, D] the embeddings fed
-  visual_logits: list    # per scale [B, pn*pn, V_vis] before guidance
+  parity_inputs: list    # per scale [B, pn*pn, D] the embeddings fed
+  parity_logits: list    # per scale [B, pn*pn, V_vis] visual logits before guidance
   cache: KVCache
 
 

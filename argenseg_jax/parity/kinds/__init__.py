@@ -10,7 +10,7 @@ RUNNERS = {
     'intern_vit': intern_vision.run_intern_vit,
     'internlm2': internlm2.run,
     'internvl_chat': intern_vision.run_internvl_chat,
-    'argenseg': argenseg.run,  # training forward so far; generation needs the sampler
+    'argenseg': argenseg.run,
 }
 
 

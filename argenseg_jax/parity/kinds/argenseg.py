@@ -20,23 +20,23 @@ from argenseg_jax.models.var_vqvae import num_tokens, scale_slices
 def run(fixture, wanted) -> dict[str, np.ndarray]:
   c = fixture.config
   vqvae = var_vqvae_io.config_from_var_kwargs(c['image_tokenizer_VQVAE_kwargs'],
-                                              16 * c['patch_nums'][-1])
+                                              c['class_attributes']['gen_img_reso'])
   cfg = argenseg_io.config_from_hf(c['ctor_kwargs'], c['token_ids'], vqvae)
   model = argenseg_io.from_state_dict(read_safetensors(fixture.weights[0]), cfg)
   graphdef, state = nnx.split(model)
   x = fixture.inputs
   out = {}
-  for prefix, cfg_scale in (('b1', 0.0), ('cfg', float(c['cfg']))):
+  for prefix, guidance in (('b1', 0.0), ('cfg', float(c['cfg']))):
     if wanted(prefix + '_'):
-      out.update(_generation(fixture, model, prefix, cfg_scale))
+      out.update(_generation(fixture, model, prefix, guidance))
   if not any(wanted(p) for p in ('train_', 'mask_')):
     return out
 
   @jax.jit
   def forward(state, ids, labels, token_mask, pixels, image_flags, masks, mask_flags):
-    m = nnx.merge(graphdef, state)
-    target_ids, var_input = m.mask_targets(masks)
-    result = m.train_forward(ids, labels, token_mask, pixels, image_flags, masks, mask_flags)
+    model = nnx.merge(graphdef, state)
+    target_ids, var_input = model.mask_targets(masks)
+    result = model.train_forward(ids, labels, token_mask, pixels, image_flags, masks, mask_flags)
     return result, target_ids, var_input
 
   nhwc = lambda a: jnp.asarray(a.transpose(0, 2, 3, 1))
@@ -76,18 +76,26 @@ def _nearest_rows(logits: np.ndarray, rows: np.ndarray) -> np.ndarray:
   return distance.argmin(-1).astype(np.int64)
 
 
-def _generation(fixture, model, prefix: str, cfg_scale: float) -> dict[str, np.ndarray]:
+def _generation(fixture, model, prefix: str, guidance: float) -> dict[str, np.ndarray]:
   x = fixture.inputs
   ids = jnp.asarray(x[f'gen_input_ids_{prefix}'], jnp.int32)
   token_mask = jnp.asarray(x[f'gen_attention_mask_{prefix}'], bool)
   b = ids.shape[0]
   pixels = jnp.repeat(jnp.asarray(x['pixel_values'].transpose(0, 2, 3, 1)), b, axis=0)
   flags = jnp.ones((b,), jnp.int32)
-  steps = fixture.outputs[f'{prefix}_generated_ids'].shape[1]
-  scfg = sampler.SamplerConfig(max_new_tokens=steps, mask_passes=1, cfg_scale=cfg_scale)
+  # The reference's new tokens [B, steps]: each <ge_end> of row 0 closes one mask.
+  ref_ids = fixture.outputs[f'{prefix}_generated_ids']
+  steps = ref_ids.shape[1]
+  is_mask = ref_ids[0] == model.tokens.gen_end_token_id
+  if not is_mask.any():
+    raise ValueError(f'fixture: {prefix}_generated_ids holds no <ge_end>, so no mask.')
+  special = fixture.config['runtime_attributes']
+  sampler_config = sampler.SamplerConfig(
+      max_new_tokens=steps, mask_passes=int(is_mask.sum()), guidance_scale=guidance,
+      eos_token_id=special['eos_token_id'], pad_token_id=special['pad_token_id'])
   graphdef, state = nnx.split(model)
   rng = jax.random.key(0)
-  result = jax.jit(lambda s, *a: sampler.generate(nnx.merge(graphdef, s), *a, scfg, rng))(
+  result = jax.jit(lambda s, *a: sampler.generate(nnx.merge(graphdef, s), *a, sampler_config, rng))(
       state, ids, token_mask, pixels, flags)
   codes = np.asarray(result.codes[:1, 0], np.int64)  # the (conditional) first row's mask
   out = {f'{prefix}_generated_ids': np.asarray(result.tokens, np.int64),
@@ -95,25 +103,34 @@ def _generation(fixture, model, prefix: str, cfg_scale: float) -> dict[str, np.n
   out.update({f'{prefix}_visual_ids_s{si}': codes[:, a:b]
               for si, (a, b) in enumerate(scale_slices(model.patch_nums))})
 
-  # The same computation call by call, to record what each call saw.
+  # The same computation call by call, fed the reference's tokens, to record what each
+  # call saw; a mask pass runs where the reference emits <ge_end> (the first one recorded).
   slots = num_tokens(model.patch_nums)
-  size = ids.shape[1] + steps + slots
+  size = ids.shape[1] + steps + slots * sampler_config.mask_passes
 
   @jax.jit
   def records(state, ids, token_mask, pixels, flags):
-    m = nnx.merge(graphdef, state)
-    embeds, positions, logits0, cache = sampler.prefill(m, ids, token_mask, pixels, flags, size)
+    model = nnx.merge(graphdef, state)
+    embeds, positions, logits, cache = sampler.prefill(model, ids, token_mask, pixels, flags, size)
     pos = positions[:, -1] + 1
-    first = jnp.argmax(logits0, -1).astype(jnp.int32)
-    logits1, cache = sampler.text_step(m, first, pos, jnp.ones((b,), bool), cache)
-    slot0 = jnp.argmax(logits1, -1).astype(jnp.int32)
-    res = sampler.mask_pass(m, slot0, pos + 1, jnp.ones((b,), bool), cache, scfg, rng)
-    logits2, _ = sampler.text_step(m, jnp.full((b,), m.tokens.gen_end_token_id), pos + 1 + slots,
-                                   jnp.ones((b,), bool), res.cache)
-    scale_pos = pos[:, None] + 1 + jnp.arange(slots)[None]
-    image = m.image_tokenizer.idxBl_to_img([c[:1] for c in res.codes])
-    return (embeds, positions, jnp.stack([logits0, logits1, logits2]),
-            jnp.concatenate(res.inputs, axis=1), scale_pos, res.visual_logits[:4], image)
+    active = jnp.ones((b,), bool)
+    step_logits, first = [logits], None
+    for t in range(steps):
+      if is_mask[t]:  # the logits chose <ge_start>: slot 0 is every row's argmax
+        slot0 = jnp.argmax(logits, -1).astype(jnp.int32)
+        res = sampler.mask_pass(model, slot0, pos, active, cache, sampler_config, rng)
+        if first is None:
+          first = res, pos
+        cache, pos = res.cache, pos + slots
+      if t + 1 < steps:
+        logits, cache = sampler.text_step(model, jnp.asarray(ref_ids[:, t], jnp.int32), pos, active,
+                                          cache)
+        step_logits.append(logits)
+        pos = pos + 1
+    res, start = first
+    image = model.image_tokenizer.idxBl_to_img([c[:1] for c in res.codes])
+    return (embeds, positions, jnp.stack(step_logits), jnp.concatenate(res.parity_inputs, axis=1),
+            start[:, None] + jnp.arange(slots)[None], res.parity_logits, image)
 
   embeds, positions, step_logits, scale_inputs, scale_pos, head, image = records(
       state, ids, token_mask, pixels, flags)

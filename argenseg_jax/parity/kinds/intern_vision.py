@@ -25,7 +25,8 @@ def run_intern_vit(fixture, wanted) -> dict[str, np.ndarray]:
     out.update(last_hidden_state=np.asarray(states[-1]), embeddings=np.asarray(states[0]),
                hidden_states_1=np.asarray(states[1]))
   if wanted('last_hidden_state_224'):
-    # Every other pixel: a 16x16 patch grid, so the position embedding is resized.
+    # Every other pixel (the reference's input): half the patch grid, so the position
+    # embedding is resized.
     out['last_hidden_state_224'] = np.asarray(forward(state, _nhwc(pixels[:, :, ::2, ::2]))[-1])
   return out
 
@@ -39,7 +40,8 @@ def run_internvl_chat(fixture, wanted) -> dict[str, np.ndarray]:
   pixels = _nhwc(fixture.inputs['pixel_values'])
   ids = jnp.asarray(fixture.inputs['input_ids'], jnp.int32)
   flags = jnp.asarray(fixture.inputs['image_flags'])
-  if int((ids == cfg.img_context_token_id).sum()) != 256 * int(flags.sum()):
+  per_tile = fixture.config['num_image_token']
+  if int((ids == cfg.img_context_token_id).sum()) != per_tile * int(flags.sum()):
     raise ValueError('fixture: <IMG_CONTEXT> count does not match the image tiles.')
 
   @jax.jit

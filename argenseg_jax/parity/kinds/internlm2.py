@@ -6,10 +6,8 @@ import numpy as np
 from flax import nnx
 
 from argenseg_jax.checkpoints.torch_files import read_safetensors
-from argenseg_jax.models import internlm2_io
 from argenseg_jax.layers.losses import shifted_cross_entropy
-
-PREFILL = 15  # the fixture's prefill length; the remaining tokens are one-token steps
+from argenseg_jax.models import internlm2_io
 
 
 def run(fixture, wanted) -> dict[str, np.ndarray]:
@@ -39,14 +37,16 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
     out['logits_posid_from_mask'] = np.asarray(
         forward(state, ids, positions, mask, model.empty_cache(b, n))[1])
   if any(wanted(p) for p in ('prefill_', 'logits_prefill', 'logits_cached')):
+    # the reference's prefill length; the remaining tokens are one-token steps
+    prefill = fixture.outputs['logits_prefill'].shape[1]
     cache = model.empty_cache(b, n)
-    _, prefill_logits, cache = forward(state, ids[:, :PREFILL], arange(0, PREFILL),
-                                       mask[:, :PREFILL], cache)
+    _, prefill_logits, cache = forward(state, ids[:, :prefill], arange(0, prefill),
+                                       mask[:, :prefill], cache)
     for layer in range(cfg.num_hidden_layers):  # [B, T, KV, hd] -> [B, KV, T, hd]
-      out[f'prefill_k_layer{layer}'] = np.asarray(cache.k[layer, :, :PREFILL]).transpose(0, 2, 1, 3)
-      out[f'prefill_v_layer{layer}'] = np.asarray(cache.v[layer, :, :PREFILL]).transpose(0, 2, 1, 3)
+      out[f'prefill_k_layer{layer}'] = np.asarray(cache.k[layer, :, :prefill]).transpose(0, 2, 1, 3)
+      out[f'prefill_v_layer{layer}'] = np.asarray(cache.v[layer, :, :prefill]).transpose(0, 2, 1, 3)
     steps = [prefill_logits]
-    for t in range(PREFILL, n):
+    for t in range(prefill, n):
       _, step_logits, cache = forward(state, ids[:, t:t + 1], arange(t, 1), mask[:, t:t + 1], cache)
       steps.append(step_logits)
     out['logits_prefill'] = np.asarray(prefill_logits)

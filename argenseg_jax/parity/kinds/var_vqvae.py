@@ -17,6 +17,15 @@ def _ref_codes(arrays: dict, prefix: str, num_scales: int) -> list[jax.Array]:
   return [jnp.asarray(arrays[f'{prefix}{si}'], jnp.int32) for si in range(num_scales)]
 
 
+def _centre_crop(images: np.ndarray, resolution: int, size) -> np.ndarray:
+  """The centre `size = (h, w)` window of `resolution`-square images `[..., H, W, C]`
+  (top and left margins rounded down)."""
+  if any(n > resolution for n in size):
+    raise ValueError(f'fixture: crop {tuple(size)} is larger than its {resolution}px images.')
+  (h, w), (top, left) = size, ((resolution - n) // 2 for n in size)
+  return images[..., top:top + h, left:left + w, :]
+
+
 def run(fixture, wanted) -> dict[str, np.ndarray]:
   cfg = var_vqvae_io.config_from_var_kwargs(fixture.config['ctor_kwargs'],
                                             fixture.config['input_resolution'])
@@ -54,7 +63,10 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
     out['img_from_idx_last'] = _nchw(decode(state, _ref_codes(fixture.outputs, 'idx_s', sn), False))
   if want('img_all_rand'):
     imgs = np.asarray(decode(state, rand, True))  # [S, B, H, W, 3]
-    out['img_all_rand_crop'] = _nchw(imgs[:, :, 96:160, 96:160])
+    if 'img_all_rand_crop' in fixture.outputs:  # a centre crop of the size stored
+      size = fixture.outputs['img_all_rand_crop'].shape[-2:]
+      out['img_all_rand_crop'] = _nchw(
+          _centre_crop(imgs, fixture.config['input_resolution'], size))
     out['img_all_rand_stats'] = np.stack(
         [imgs.mean(axis=(2, 3, 4)), np.abs(imgs).mean(axis=(2, 3, 4))], axis=-1)
 
@@ -65,7 +77,8 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
       f_hat = jnp.zeros((x.shape[0], cfg.patch_nums[-1], cfg.patch_nums[-1], cfg.z_channels))
       f_hats, maps = [], []
       for si in range(sn):
-        f_hat, nxt = m.next_autoregressive_input(si, f_hat, m.quantize.code_embeddings(si, rand[si]))
+        h = m.quantize.code_embeddings(si, rand[si])
+        f_hat, nxt = m.next_autoregressive_input(si, f_hat, h)
         f_hats.append(f_hat)
         maps.append(nxt)
       return jnp.stack(f_hats), maps[:-1]
