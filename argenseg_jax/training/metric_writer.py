@@ -1,12 +1,11 @@
 """Training metrics to `workdir/metrics.jsonl` and TensorBoard event files
-(`workdir/tensorboard/`), written by process 0 only."""
+(`workdir/tensorboard/`, written by tensorboardX), by process 0 only."""
 
 import json
 import pathlib
 
 import jax
-
-from argenseg_jax.training.tb_events import EventFileWriter
+import tensorboardX
 
 
 class MetricWriter:
@@ -15,13 +14,15 @@ class MetricWriter:
     if self.enabled:
       workdir = pathlib.Path(workdir)
       self._jsonl = open(workdir / 'metrics.jsonl', 'a', encoding='utf-8')  # pylint: disable=consider-using-with
-      self._events = EventFileWriter(workdir / 'tensorboard')
+      self._events = tensorboardX.SummaryWriter(str(workdir / 'tensorboard'))
 
   def write(self, step: int, values: dict[str, float]) -> None:
     if self.enabled:
       self._jsonl.write(json.dumps({'step': step, **values}) + '\n')
       self._jsonl.flush()
-      self._events.scalars(step, values)
+      for tag, value in values.items():
+        self._events.add_scalar(tag, value, step)
+      self._events.flush()
 
   def close(self) -> None:
     if self.enabled:
