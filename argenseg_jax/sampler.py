@@ -139,7 +139,8 @@ def mask_pass(model: ARGenSeg, slot0_ids: jax.Array, start_pos: jax.Array, activ
       logits = jnp.concatenate([guided, guided], axis=0)
     idx = pick_codes(logits, config, jax.random.fold_in(rng, si))
     codes.append(idx)
-    f_hat, nxt = vq.next_autoregressive_input(si, f_hat, vq.quantize.code_embeddings(si, idx))
+    f_hat, nxt = vq.quantize.next_autoregressive_input(si, f_hat,
+                                                       vq.quantize.code_embeddings(si, idx))
     slot += n
     if si + 1 < len(pns):
       x = model.slot_embeddings(nxt.reshape(b, -1, nxt.shape[-1]), start=slot).astype(x.dtype)

@@ -10,6 +10,7 @@ methods directly instead.
 """
 
 import functools
+import operator
 
 import jax
 import ml_collections
@@ -42,7 +43,8 @@ class VQVAETokenizer:
   @functools.cached_property
   def _jitted(self):
     def call(method, static_kwargs, state, *args):
-      return getattr(nnx.merge(self.graphdef, state), method)(*args, **dict(static_kwargs))
+      model = nnx.merge(self.graphdef, state)
+      return operator.attrgetter(method)(model)(*args, **dict(static_kwargs))
     return jax.jit(call, static_argnums=(0, 1))
 
   def _call(self, method: str, *args, **static_kwargs):
@@ -100,14 +102,14 @@ class VQVAETokenizer:
 
   def encode(self, images) -> list[np.ndarray]:
     """Images `[B, H, W, 3]` in [-1, 1] -> codes per scale, `[B, pn*pn]` int32."""
-    codes = self._call('img_to_idxBl', self.check_images(images))
+    codes = self._call('encode', self.check_images(images))
     return [np.asarray(c) for c in codes]
 
   def decode(self, codes, all_scales: bool = False) -> np.ndarray:
     """Codes -> images `[B, H, W, 3]` in [-1, 1], or `[S, B, H, W, 3]` previews."""
-    return np.asarray(self._call('idxBl_to_img', self.check_codes(codes),
+    return np.asarray(self._call('decode', self.check_codes(codes),
                                  all_scales=all_scales))
 
   def var_input(self, codes) -> np.ndarray:
     """Codes -> teacher-forcing inputs `[B, L - 1, Cvae]`."""
-    return np.asarray(self._call('idxBl_to_var_input', self.check_codes(codes)))
+    return np.asarray(self._call('quantize.codes_to_var_input', self.check_codes(codes)))

@@ -58,13 +58,13 @@ def main():
                             jax.random.key(0))
     if upto == 'passes':
       return res.codes
-    return m.image_tokenizer.idxBl_to_img(res.codes)
+    return m.image_tokenizer.decode(res.codes)
 
   run = jax.jit(stages, static_argnums=(5, 6))
   text_only = sampler.SamplerConfig(max_new_tokens=args.text, eos_token_id=-1)
   generate = jax.jit(lambda s, *a: sampler.generate(nnx.merge(graphdef, s), *a, text_only,
                                                     jax.random.key(0)))
-  decode = jax.jit(lambda s, c: nnx.merge(graphdef, s).image_tokenizer.idxBl_to_img(c))
+  decode = jax.jit(lambda s, c: nnx.merge(graphdef, s).image_tokenizer.decode(c))
   print(f'{"batch":>5} {"stage":<26} {"compile+1st (s)":>16} {"per call (s)":>13} {"per mask (s)":>13}')
   for b in args.batch:
     inputs = prompt(b)

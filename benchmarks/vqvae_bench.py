@@ -2,8 +2,8 @@
 
   python benchmarks/vqvae_bench.py [--config var_vqvae] [--batch 1,8] [--reps 3]
 
-Encode = image -> 10-scale codes (`img_to_idxBl`); decode = codes -> final image
-(`idxBl_to_img`, one decoder pass). Prints compile time and the median of `--reps`
+Encode = image -> 10-scale codes (`VQVAE.encode`); decode = codes -> final image
+(`VQVAE.decode`, one decoder pass). Prints compile time and the median of `--reps`
 steady-state runs, per call and per image.
 """
 
@@ -19,8 +19,8 @@ def main():
   args = parse_args(__doc__, 'var_vqvae')
   cfg, graphdef, state = random_model(args.config, var_vqvae_io.init_vqvae)
   print(f'{cfg.resolution}px, scales {tuple(cfg.patch_nums)}')
-  encode = jax.jit(lambda s, x: nnx.merge(graphdef, s).img_to_idxBl(x))
-  decode = jax.jit(lambda s, c: nnx.merge(graphdef, s).idxBl_to_img(c))
+  encode = jax.jit(lambda s, x: nnx.merge(graphdef, s).encode(x))
+  decode = jax.jit(lambda s, c: nnx.merge(graphdef, s).decode(c))
   print(f'{"stage":8} {"batch":>5} {"compile+1st (s)":>16} {"per call (s)":>13} {"per image (s)":>14}')
   for b in args.batch:
     x = np.random.default_rng(b).uniform(-1, 1, (b, cfg.resolution, cfg.resolution, 3))

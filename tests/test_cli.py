@@ -43,7 +43,6 @@ def test_vae_roundtrip_defaults_to_the_bundled_mask_vqvae(tmp_path, capsys):
   assert rec.shape == (128, 128, 3)
   iou = _iou(rec, bundled.SCENE_MASK)
   assert iou >= 0.85, out  # trained weights (random ones give ~0)
-  assert f'IoU(input, reconstruction) = {iou:.4f}' in out
 
 
 def test_segment_requests(tmp_path, capsys):

@@ -31,10 +31,10 @@ def test_vqvae_encode_sharded_matches_single_device(small_model):
   assert kernel.sharding.spec == PartitionSpec(None, None, 'fsdp', 'tensor')
   x = np.random.default_rng(0).uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32)
   data = NamedSharding(mesh, PartitionSpec('data'))
-  encode = jax.jit(lambda s, x: nnx.merge(graphdef, s).img_to_idxBl(x),
+  encode = jax.jit(lambda s, x: nnx.merge(graphdef, s).encode(x),
                    in_shardings=(shardings, data))
   sharded = encode(sharded_state, jax.device_put(x, data))
-  single = jax.jit(lambda s, x: nnx.merge(graphdef, s).img_to_idxBl(x))(state, x)
+  single = jax.jit(lambda s, x: nnx.merge(graphdef, s).encode(x))(state, x)
   for a, b in zip(sharded, single):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

@@ -62,7 +62,7 @@ def test_bad_configs_are_refused():
 
 def test_api_shapes_and_internal_consistency(small_model):
   """Sequential next-scale inputs equal the teacher-forcing inputs, and the sampler's
-  accumulated f_hat decodes to the same image as idxBl_to_img."""
+  accumulated f_hat decodes to the same image as `decode`."""
   model, cfg = small_model
   graphdef, state = nnx.split(model)
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 3)), jnp.float32)
@@ -70,14 +70,15 @@ def test_api_shapes_and_internal_consistency(small_model):
   @jax.jit
   def run(state, x):
     m = nnx.merge(graphdef, state)
-    codes = m.img_to_idxBl(x)
+    codes = m.encode(x)
     f_hat = jnp.zeros((2, 4, 4, cfg.z_channels))
     inputs = []
     for si in range(len(cfg.patch_nums)):
-      f_hat, nxt = m.next_autoregressive_input(si, f_hat, m.quantize.code_embeddings(si, codes[si]))
+      h = m.quantize.code_embeddings(si, codes[si])
+      f_hat, nxt = m.quantize.next_autoregressive_input(si, f_hat, h)
       inputs.append(nxt.reshape(2, -1, cfg.z_channels))
-    return (codes, m.idxBl_to_var_input(codes), jnp.concatenate(inputs[:-1], 1),
-            m.idxBl_to_img(codes), m.fhat_to_img(f_hat), m.idxBl_to_img(codes, True))
+    return (codes, m.quantize.codes_to_var_input(codes), jnp.concatenate(inputs[:-1], 1),
+            m.decode(codes), m.fhat_to_img(f_hat), m.decode(codes, True))
 
   codes, var_in, seq_in, img, img_from_fhat, previews = run(state, x)
   assert [c.shape for c in codes] == [(2, pn * pn) for pn in cfg.patch_nums]

@@ -100,8 +100,8 @@ class ARGenSeg(InternVLChat):
   def mask_targets(self, masks: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Masks `[n, 256, 256, 3]` in [-1, 1] -> (visual-token ids `[n, L]`, teacher inputs
     `[n, L - 1, Cvae]`), computed by the frozen tokenizer without gradient."""
-    codes = self.image_tokenizer.img_to_idxBl(masks)
-    var_input = self.image_tokenizer.idxBl_to_var_input(codes)
+    codes = self.image_tokenizer.encode(masks)
+    var_input = self.image_tokenizer.quantize.codes_to_var_input(codes)
     ids = jnp.concatenate(codes, axis=1) + self.tokens.visual_token_base
     return jax.lax.stop_gradient(ids), jax.lax.stop_gradient(var_input)
 

@@ -239,7 +239,7 @@ class MultiScaleQuantizer(nnx.Module):
     return out
 
   def codes_to_var_input(self, codes: Sequence[jax.Array]) -> jax.Array:
-    """Teacher-forcing inputs for slots 1..L-1: `[B, L - 1, C]` (`idxBl_to_var_input`)."""
+    """Teacher-forcing inputs for slots 1..L-1: `[B, L - 1, C]` (VAR's `idxBl_to_var_input`)."""
     f_hats = self.codes_to_fhats(codes[:-1])
     b, c = f_hats[0].shape[0], f_hats[0].shape[-1]
     return jnp.concatenate(
@@ -279,31 +279,25 @@ class VQVAE(nnx.Module):
     """Images `[B, H, W, 3]` in [-1, 1] -> latents `f: [B, H/16, W/16, C]`."""
     return self.quant_conv(self.encoder(x))
 
-  def img_to_idxBl(self, x: jax.Array) -> list[jax.Array]:
-    """Images `[B, H, W, 3]` -> codes per scale, each `[B, pn*pn]` int32."""
+  def encode(self, x: jax.Array) -> list[jax.Array]:
+    """Images `[B, H, W, 3]` -> codes per scale, each `[B, pn*pn]` int32 (VAR's
+    `img_to_idxBl`)."""
     return self.quantize.features_to_codes(self.encode_features(x))[0]
 
   def fhat_to_img(self, f_hat: jax.Array) -> jax.Array:
     """Latents `[B, h, w, C]` -> images `[B, 16h, 16w, 3]` clamped to [-1, 1]."""
     return jnp.clip(self.decoder(self.post_quant_conv(f_hat)), -1.0, 1.0)
 
-  def idxBl_to_img(self, codes: Sequence[jax.Array], all_scales: bool = False) -> jax.Array:
+  def decode(self, codes: Sequence[jax.Array], all_scales: bool = False) -> jax.Array:
     """Codes per scale -> the final image `[B, H, W, 3]`, or with `all_scales` the
-    coarse-to-fine previews `[S, B, H, W, 3]` (one decoder call over `S*B` latents)."""
+    coarse-to-fine previews `[S, B, H, W, 3]` (one decoder call over `S*B` latents; VAR's
+    `idxBl_to_img`)."""
     f_hats = self.quantize.codes_to_fhats(codes)
     if not all_scales:
       return self.fhat_to_img(f_hats[-1])
     stacked = jnp.stack(f_hats)
     imgs = self.fhat_to_img(stacked.reshape((-1,) + stacked.shape[2:]))
     return imgs.reshape(stacked.shape[:2] + imgs.shape[1:])
-
-  def idxBl_to_var_input(self, codes: Sequence[jax.Array]) -> jax.Array:
-    """Codes per scale -> teacher-forcing inputs `[B, L - 1, C]`."""
-    return self.quantize.codes_to_var_input(codes)
-
-  def next_autoregressive_input(self, si, f_hat, h):
-    """See `MultiScaleQuantizer.next_autoregressive_input`."""
-    return self.quantize.next_autoregressive_input(si, f_hat, h)
 
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Training forward: `(reconstruction [B, H, W, 3] unclamped, vq_loss [])`.

@@ -128,7 +128,7 @@ def _generation(fixture, model, prefix: str, guidance: float) -> dict[str, np.nd
         step_logits.append(logits)
         pos = pos + 1
     res, start = first
-    image = model.image_tokenizer.idxBl_to_img([c[:1] for c in res.codes])
+    image = model.image_tokenizer.decode([c[:1] for c in res.codes])
     return (embeds, positions, jnp.stack(step_logits), jnp.concatenate(res.parity_inputs, axis=1),
             start[:, None] + jnp.arange(slots)[None], res.parity_logits, image)
 

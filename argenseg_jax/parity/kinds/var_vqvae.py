@@ -50,14 +50,14 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
     out.update({f'idx_s{si}': np.asarray(c, np.int64) for si, c in enumerate(codes)})
     out['idx_all'] = np.concatenate([out[f'idx_s{si}'] for si in range(sn)], axis=1)
 
-  var_input = jax.jit(lambda s, c: nnx.merge(graphdef, s).idxBl_to_var_input(c))
+  var_input = jax.jit(lambda s, c: nnx.merge(graphdef, s).quantize.codes_to_var_input(c))
   if wanted('var_input_img') and 'idx_s0' in fixture.outputs:
     # Downstream of the nearest-code decisions: fed with the reference codes.
     out['var_input_img'] = np.asarray(var_input(state, _ref_codes(fixture.outputs, 'idx_s', sn)))
   if wanted('var_input_rand'):
     out['var_input_rand'] = np.asarray(var_input(state, rand))
 
-  decode = jax.jit(lambda s, c, all_scales: nnx.merge(graphdef, s).idxBl_to_img(c, all_scales),
+  decode = jax.jit(lambda s, c, all_scales: nnx.merge(graphdef, s).decode(c, all_scales),
                    static_argnums=2)
   if wanted('img_from_idx_last') and 'idx_s0' in fixture.outputs:
     out['img_from_idx_last'] = _nchw(decode(state, _ref_codes(fixture.outputs, 'idx_s', sn), False))
@@ -78,7 +78,7 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
       f_hats, maps = [], []
       for si in range(sn):
         h = m.quantize.code_embeddings(si, rand[si])
-        f_hat, nxt = m.next_autoregressive_input(si, f_hat, h)
+        f_hat, nxt = m.quantize.next_autoregressive_input(si, f_hat, h)
         f_hats.append(f_hat)
         maps.append(nxt)
       return jnp.stack(f_hats), maps[:-1]
