@@ -105,7 +105,8 @@ def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,
 def _from_ours(path: pathlib.Path) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
   meta = dir_json.read_json(path / META_FILE, CheckpointError)
   if meta.get('format') != FORMAT:
-    raise CheckpointError(f'{path / META_FILE}: format {meta.get("format")!r}, expected {FORMAT!r}.')
+    raise CheckpointError(f'{path / META_FILE}: format {meta.get("format")!r}, expected '
+                          f'{FORMAT!r}.')
   cfg = config_args.from_json(meta['config'])
   model = params.abstract(functools.partial(ARGenSeg, cfg))
   if (path / SAFETENSORS_FILE).is_file():

@@ -122,7 +122,8 @@ class Segmenter:
     images = [_rgb(img) for img in images]
     ids = [chat_template.prompt_ids(self.tokenizer, p, tokens_per_tile=self.spec.image_tokens,
                                     system=self.spec.system_prompt,
-                                    style=self.spec.question_style, max_length=self.max_prompt_tokens) for p in prompts]
+                                    style=self.spec.question_style,
+                                    max_length=self.max_prompt_tokens) for p in prompts]
     results = []
     for start in range(0, len(images), self.batch_size):
       end = start + self.batch_size

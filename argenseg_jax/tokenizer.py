@@ -34,8 +34,9 @@ class Tokenizer:
     self.added = dict(added_tokens)
     self.added_by_id = {i: t for t, i in self.added.items()}
     self.bos_id = bos_id
-    self._split = re.compile('(' + '|'.join(
-        re.escape(t) for t in sorted(self.added, key=len, reverse=True)) + ')') if self.added else None
+    by_length = sorted(self.added, key=len, reverse=True)  # the longest match first
+    self._split = (re.compile('(' + '|'.join(map(re.escape, by_length)) + ')')
+                   if self.added else None)
 
   @property
   def vocab_size(self) -> int:

@@ -50,6 +50,7 @@ def mid_config(vocab: int):
 def child(mode: str, src: str, dst: str) -> None:
   """Runs one step and prints this process's peak RSS in bytes as the last line."""
   import jax  # pylint: disable=import-outside-toplevel
+
   from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
   jax.devices()
   if mode == 'stream':

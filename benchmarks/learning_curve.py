@@ -49,7 +49,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
       m = evaluator.evaluate(seg, source, batch_size=args.batch_size, out_dir=out,
                              num_overlays=0, progress=False)['metrics']
-    print(f'| {step} | {step * args.run_batch_size} | {dep.loss_own:.3f} / {dep.loss_swapped:.3f} / '
+    print(f'| {step} | {step * args.run_batch_size} | {dep.loss_own:.3f} / '
+          f'{dep.loss_swapped:.3f} / '
           f'{dep.loss_shuffled:.3f} | {m["cIoU"]:.3f} | {m["gIoU"]:.3f} | {m["N-acc"]:.3f} '
           f'| {m["T-acc"]:.3f} |', flush=True)
 

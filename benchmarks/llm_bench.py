@@ -14,10 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from timing import parse_args, random_model, time_call
 
 from argenseg_jax.checkpoints import params
 from argenseg_jax.models.internlm2 import InternLM2
-from timing import parse_args, random_model, time_call
 
 
 def main():

@@ -19,12 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from timing import parse_args, random_model, time_call
 
 from argenseg_jax import sampler
 from argenseg_jax.checkpoints import params
 from argenseg_jax.models.argenseg import ARGenSeg
 from argenseg_jax.models.var_vqvae import num_tokens
-from timing import parse_args, random_model, time_call
 
 
 def main():
@@ -65,7 +65,8 @@ def main():
   generate = jax.jit(lambda s, *a: sampler.generate(nnx.merge(graphdef, s), *a, text_only,
                                                     jax.random.key(0)))
   decode = jax.jit(lambda s, c: nnx.merge(graphdef, s).image_tokenizer.decode(c))
-  print(f'{"batch":>5} {"stage":<26} {"compile+1st (s)":>16} {"per call (s)":>13} {"per mask (s)":>13}')
+  print(f'{"batch":>5} {"stage":<26} {"compile+1st (s)":>16} {"per call (s)":>13} '
+        f'{"per mask (s)":>13}')
   for b in args.batch:
     inputs = prompt(b)
     rows = {}

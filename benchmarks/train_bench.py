@@ -15,6 +15,7 @@ import functools
 import time
 
 import jax
+from timing import parse_args
 
 from argenseg_jax import example_spec
 from argenseg_jax.config_args import load_config
@@ -24,7 +25,6 @@ from argenseg_jax.tokenizer import scratch_tokenizer
 from argenseg_jax.training import optimizer, train_state, train_step
 from data_pipelines import train_pipeline
 from data_pipelines.synthetic_scenes import SyntheticScenes
-from timing import parse_args
 
 
 def pipeline_rate(model_cfg, image_size: int, batch: int, workers: int, batches: int) -> float:

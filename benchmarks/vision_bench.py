@@ -9,9 +9,9 @@ image. Compile time (first call) is printed separately from the steady-state med
 import jax
 import numpy as np
 from flax import nnx
+from timing import parse_args, random_model, time_call
 
 from argenseg_jax.models import image_embedder_io
-from timing import parse_args, random_model, time_call
 
 
 def main():

@@ -10,9 +10,9 @@ steady-state runs, per call and per image.
 import jax
 import numpy as np
 from flax import nnx
+from timing import parse_args, random_model, time_call
 
 from argenseg_jax.models import var_vqvae_io
-from timing import parse_args, random_model, time_call
 
 
 def main():
@@ -21,7 +21,8 @@ def main():
   print(f'{cfg.resolution}px, scales {tuple(cfg.patch_nums)}')
   encode = jax.jit(lambda s, x: nnx.merge(graphdef, s).encode(x))
   decode = jax.jit(lambda s, c: nnx.merge(graphdef, s).decode(c))
-  print(f'{"stage":8} {"batch":>5} {"compile+1st (s)":>16} {"per call (s)":>13} {"per image (s)":>14}')
+  print(f'{"stage":8} {"batch":>5} {"compile+1st (s)":>16} {"per call (s)":>13} '
+        f'{"per image (s)":>14}')
   for b in args.batch:
     x = np.random.default_rng(b).uniform(-1, 1, (b, cfg.resolution, cfg.resolution, 3))
     x = x.astype(np.float32)

@@ -25,7 +25,6 @@ they are) replace the original's random / zero ones. Checkpoints bring their own
 """
 
 import ml_collections
-
 import sentencepiece as spm
 
 from argenseg_jax import bundled, chat_template, config_args

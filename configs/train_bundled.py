@@ -33,13 +33,10 @@ inference checkpoint every N steps, for `benchmarks/learning_curve.py`).
 See the README (The bundled model).
 """
 
-import pathlib
-
-from argenseg_jax import config_args
+from argenseg_jax import bundled, config_args
 from argenseg_jax.training.defaults import base_config
 
 TASKS = {'one_object': ',objects=1,templates=colour_shape,no_target_fraction=0', 'full': ''}
-MASK_VQVAE = pathlib.Path(__file__).resolve().parent.parent / 'argenseg_jax' / 'assets' / 'mask_vqvae'
 # length: the bucket of one question and what each follow-up question and answer adds
 RECIPES = {
     'words': dict(model='argenseg:variant=small', steps=3600, batch_size=16, lr=2e-3,
@@ -54,7 +51,7 @@ RECIPES = {
 def get_config(arg=None):
   args = config_args.parse_arg(arg, recipe='words', steps=0, batch_size=0, lr=0.0, task='',
                                workers=-1, warmup=0.05, questions=1, export_every=0,
-                               image_tokenizer=str(MASK_VQVAE))
+                               image_tokenizer=str(bundled.MASK_VQVAE))
   if args.recipe not in RECIPES:
     raise ValueError(f'recipe={args.recipe}: expected one of {sorted(RECIPES)}.')
   recipe = RECIPES[args.recipe]

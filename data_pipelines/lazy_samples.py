@@ -9,10 +9,10 @@ import dataclasses
 
 import numpy as np
 
+from argenseg_jax.ref_sample import RefSample
 from data_pipelines.coco_masks import union_mask
 from data_pipelines.mask_files import read_mask
 from data_pipelines.reader_checks import require_image, require_samples
-from argenseg_jax.ref_sample import RefSample
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,8 +6,8 @@ import pathlib
 os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                            ' --xla_force_host_platform_device_count=8').strip()
 
-from absl import flags  # noqa: E402
 import pytest  # noqa: E402
+from absl import flags  # noqa: E402
 
 # grain 0.2.18 reads absl flags in worker processes; mark them parsed (environment.md).
 flags.FLAGS.mark_as_parsed()
@@ -56,7 +56,9 @@ def golden_checkpoint(tmp_path_factory):
   """Our checkpoint of the golden ARGenSeg model plus a sentencepiece model trained here whose
   ids stay below the fixture's 1000 text ids."""
   import json  # pylint: disable=import-outside-toplevel
+
   import sentencepiece as spm  # pylint: disable=import-outside-toplevel
+
   from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
   from argenseg_jax.models import var_vqvae_io  # pylint: disable=import-outside-toplevel
   from tests.helpers import make_hf_dir  # pylint: disable=import-outside-toplevel
@@ -86,6 +88,7 @@ def _share_compilations():
   """One persistent XLA compilation cache for the test session and the subprocesses it
   starts (training tests compile the same init and step programs several times)."""
   import tempfile  # pylint: disable=import-outside-toplevel
+
   import jax  # pylint: disable=import-outside-toplevel
   cache = os.environ.setdefault('JAX_COMPILATION_CACHE_DIR',
                                 tempfile.mkdtemp(prefix='argenseg-jax-cache-'))

@@ -99,6 +99,7 @@ def make_hf_dir(fixture: pathlib.Path, out: pathlib.Path, *, shards: int = 2) ->
   """A Hugging Face-style ARGenSeg directory (config.json, sharded safetensors + index,
   added_tokens.json) holding the weights of the golden `argenseg` fixture."""
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+
   from argenseg_jax.checkpoints.torch_files import read_safetensors  # pylint: disable=import-outside-toplevel
   out.mkdir(parents=True, exist_ok=True)
   config = json.loads((fixture / 'config.json').read_text())

@@ -154,7 +154,8 @@ def test_bad_input_is_one_line(tmp_path, monkeypatch, capsys):
   _fails(segment + ['--prompt', ''], capsys, '--prompt is empty')
   batch = pathlib.Path('jobs.jsonl')
   for row, error in [('{"image": 5, "expression": "x"}', 'jobs.jsonl:1: "image" is 5, not text'),
-                     ('{"image": "a.png", "expression": ""}', 'jobs.jsonl:1: "expression" is empty'),
+                     ('{"image": "a.png", "expression": ""}',
+                      'jobs.jsonl:1: "expression" is empty'),
                      ('{"image": "a.png", "expresion": "x"}', 'jobs.jsonl:1: expected'),
                      ('["a.png"]', 'jobs.jsonl:1: expected'), ('{', 'jobs.jsonl:1: not JSON')]:
     batch.write_text(row + '\n')

@@ -14,8 +14,8 @@ from argenseg_jax import chat_template
 from argenseg_jax.cli import evaluate
 from argenseg_jax.evaluation import evaluator
 from argenseg_jax.progress import Progress
-from data_pipelines import data_spec
 from argenseg_jax.ref_sample import RefSample
+from data_pipelines import data_spec
 
 H, W = 4, 5
 

@@ -14,10 +14,11 @@ def _save(tmp_path, img, name):
 
 def test_modes_convert_to_rgb(tmp_path):
   grey = Image.fromarray(np.array([[0, 128], [255, 7]], np.uint8), 'L')
-  np.testing.assert_array_equal(np.asarray(image_io.read_rgb(_save(tmp_path, grey, 'g.png')))[..., 1],
-                                [[0, 128], [255, 7]])
+  read = np.asarray(image_io.read_rgb(_save(tmp_path, grey, 'g.png')))
+  np.testing.assert_array_equal(read[..., 1], [[0, 128], [255, 7]])
   rgba = Image.fromarray(np.full((2, 2, 4), [10, 20, 30, 0], np.uint8), 'RGBA')
-  assert np.asarray(image_io.read_rgb(_save(tmp_path, rgba, 'a.png')))[0, 0].tolist() == [10, 20, 30]
+  read = np.asarray(image_io.read_rgb(_save(tmp_path, rgba, 'a.png')))
+  assert read[0, 0].tolist() == [10, 20, 30]
   palette = grey.convert('P')
   np.testing.assert_array_equal(np.asarray(image_io.read_rgb(_save(tmp_path, palette, 'p.png'))),
                                 np.asarray(grey.convert('RGB')))
@@ -60,7 +61,8 @@ def test_grey_masks_resize_like_rgb_ones():
   from PIL import Image  # pylint: disable=import-outside-toplevel
   mask = (np.random.default_rng(0).random((90, 70)) > 0.5).astype(np.uint8) * 255
   rgb = np.repeat(mask[..., None], 3, axis=-1)
-  ref = Image.fromarray(rgb, 'RGB').resize((512, 512), Image.BICUBIC).resize((128, 128), Image.BICUBIC)
+  ref = Image.fromarray(rgb, 'RGB').resize((512, 512), Image.BICUBIC)
+  ref = ref.resize((128, 128), Image.BICUBIC)
   np.testing.assert_array_equal(mask_to_vae_input(mask, 128),
                                 np.asarray(ref, np.float32) / 255.0 * 2.0 - 1.0)
 

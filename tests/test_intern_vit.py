@@ -12,7 +12,6 @@ from tests.conftest import reference_file
 from tests.helpers import CONVERTED_SHAPE, export_state_dict, read_keys_tsv
 
 
-
 def test_real_config_matches_argenseg_8b_vision_keys():
   cfg = load_config('internvl_vision')
   model = image_embedder_io.abstract_embedder(cfg)
@@ -90,7 +89,8 @@ def test_frozen_backbone_gets_no_gradient():
     cfg = load_config(f'internvl_vision:variant=tiny,freeze_backbone={frozen}')
     graphdef, weights, rest = nnx.split(image_embedder_io.init_embedder(cfg), nnx.Param, ...)
     pixels = jnp.asarray(np.random.default_rng(2).normal(size=(1, 56, 56, 3)), jnp.float32)
-    grads = jax.grad(lambda w: jnp.sum(nnx.merge(graphdef, w, rest).embed_image(pixels) ** 2))(weights)
+    loss = lambda w: jnp.sum(nnx.merge(graphdef, w, rest).embed_image(pixels) ** 2)
+    grads = jax.grad(loss)(weights)
     g = nnx.to_pure_dict(grads)
     vit = float(jnp.abs(g['vision_model']['encoder']['layers'][0]['mlp']['fc1']['kernel']).sum())
     assert (vit == 0.0) == frozen

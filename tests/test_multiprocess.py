@@ -5,18 +5,18 @@ data pipeline's per-process shards, simulated in one process."""
 import json
 import os
 import pathlib
+import re
 import socket
 import subprocess
-import re
 import sys
 
 import numpy as np
 
 from argenseg_jax import example_spec
 from argenseg_jax.config_args import load_config
+from argenseg_jax.ref_sample import RefSample
 from argenseg_jax.tokenizer import scratch_tokenizer
 from data_pipelines import train_pipeline
-from argenseg_jax.ref_sample import RefSample
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 

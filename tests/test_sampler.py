@@ -18,10 +18,10 @@ from flax import nnx
 
 from argenseg_jax import sampler
 from argenseg_jax.config_args import load_config
+from argenseg_jax.example_spec import spec_for
 from argenseg_jax.sampler import SamplerConfig
 from argenseg_jax.segmenter import Segmenter
 from tests.conftest import golden_fixture
-from argenseg_jax.example_spec import spec_for
 from tests.helpers import golden_prompts
 from tests.scripted_model import CONFIG, scripted_argenseg
 
@@ -185,7 +185,8 @@ def test_pick_codes_sampling_options():
 def test_raster_order_gives_the_same_codes(golden_checkpoint):
   """Within a scale every slot's input comes from earlier scales, so one token per pass
   and one scale per pass see the same keys: the codes must agree."""
-  raster = Segmenter.load(golden_checkpoint, sampler_config=SamplerConfig(max_new_tokens=3, raster=True))
+  raster = Segmenter.load(golden_checkpoint,
+                         sampler_config=SamplerConfig(max_new_tokens=3, raster=True))
   prompts, pixels = golden_prompts('b1')
   ref = np.load(golden_fixture('argenseg') / 'outputs.npz')
   out = raster.generate_ids(prompts, pixels)

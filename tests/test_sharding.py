@@ -45,7 +45,8 @@ def test_parse_and_abstract_mesh():
     sharding.parse_mesh('model=2')
   mesh = sharding.abstract_mesh(data=2, fsdp=64, tensor=4)  # more than the 8 local devices
   assert mesh.size == 512
-  assert sharding.mesh_spec(('embed', 'mlp'), (4096, 14336), mesh) == PartitionSpec('fsdp', 'tensor')
+  spec = sharding.mesh_spec(('embed', 'mlp'), (4096, 14336), mesh)
+  assert spec == PartitionSpec('fsdp', 'tensor')
 
 
 def test_fsdp_fallback_shards_large_unruled_arrays():
@@ -96,8 +97,9 @@ def test_parameters_are_named_at_creation_and_placed_later():
   """Importing the package leaves flax's eager-sharding default alone, and a model builds
   outside any mesh under either setting, its parameters named by logical axes."""
   import flax  # pylint: disable=import-outside-toplevel
-  from argenseg_jax.models.internlm2 import InternLM2  # pylint: disable=import-outside-toplevel
+
   from argenseg_jax.config_args import load_config  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.models.internlm2 import InternLM2  # pylint: disable=import-outside-toplevel
   assert nnx.using_eager_sharding() == flax.config.flax_always_shard_variable
   cfg = load_config('argenseg:variant=tiny').llm
   for eager in (True, False):

@@ -10,11 +10,11 @@ import sentencepiece as spm
 
 from argenseg_jax import bundled, chat_template, cli, example_spec
 from argenseg_jax.config_args import load_config
-from argenseg_jax.tokenizer import load_tokenizer, scratch_tokenizer
 from argenseg_jax.models import argenseg_io
 from argenseg_jax.models.argenseg_io import ARGENSEG_TOKENS, CHAT_TOKENS, INTERNVL_TOKENS
-from data_pipelines import train_pipeline
 from argenseg_jax.ref_sample import RefSample
+from argenseg_jax.tokenizer import load_tokenizer, scratch_tokenizer
+from data_pipelines import train_pipeline
 
 # the tiny config's added tokens, and the base tokenizer's own
 TYPED = CHAT_TOKENS + INTERNVL_TOKENS + ARGENSEG_TOKENS + ('<s>', '</s>', '<unk>')

@@ -6,13 +6,13 @@ import pickle
 import re
 
 import numpy as np
-from PIL import Image
 import pytest
+from PIL import Image
 
 from argenseg_jax import bundled
+from argenseg_jax.ref_sample import RefSample
 from data_pipelines import data_spec
 from data_pipelines import synthetic_scenes as ss
-from argenseg_jax.ref_sample import RefSample
 
 NUM = 300
 SEED = 7
@@ -182,7 +182,8 @@ def test_follow_up_questions(source):
     texts = [r.text for r in scene.referents]
     assert len(set(texts)) == len(texts) <= 3
     for r in scene.referents:
-      assert tuple(sorted(_resolve(r.text, scene.objects, multi.margin))) == tuple(sorted(r.targets))
+      resolved = _resolve(r.text, scene.objects, multi.margin)
+      assert tuple(sorted(resolved)) == tuple(sorted(r.targets))
     sample = multi[i]
     assert len(sample.masks) == len(texts)
     assert sample.dialogue == (texts if len(texts) > 1 else None)

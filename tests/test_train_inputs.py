@@ -7,11 +7,11 @@ from PIL import Image
 
 from argenseg_jax import chat_template, example_spec
 from argenseg_jax.config_args import load_config
-from argenseg_jax.tokenizer import scratch_tokenizer
-from data_pipelines import train_pipeline
 from argenseg_jax.image_transforms import normalize_tile
 from argenseg_jax.mask_transforms import mask_to_vae_input
 from argenseg_jax.ref_sample import RefSample
+from argenseg_jax.tokenizer import scratch_tokenizer
+from data_pipelines import train_pipeline
 
 TOK = scratch_tokenizer(load_config('argenseg:variant=tiny'))
 BOS, START, END = TOK.bos_id, TOK.token_id('<|im_start|>'), TOK.token_id('<|im_end|>')

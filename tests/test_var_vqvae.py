@@ -12,7 +12,6 @@ from tests.conftest import reference_file
 from tests.helpers import CONVERTED_SHAPE, read_keys_tsv, small_vqvae_config
 
 
-
 def test_phi_index_table_matches_original_float64_ties():
   assert var_vqvae.phi_index_per_scale(10, 4) == (0, 0, 1, 1, 1, 2, 2, 3, 3, 3)
 

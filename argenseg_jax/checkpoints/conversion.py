@@ -17,6 +17,7 @@ import numpy as np
 
 from argenseg_jax.checkpoints.torch_files import CheckpointError
 
+
 def _packed_qkv(a: np.ndarray, part: str, kv_heads: int, groups: int,
                 head_dim: int) -> np.ndarray:
   """One of q/k/v from InternLM2's packed `wqkv` `[(KV*(G+2))*hd, D]`, whose rows are

@@ -71,8 +71,8 @@ def batch_jobs(path: pathlib.Path, previews) -> list[Job]:
     if not isinstance(row, dict) or set(row) - set(BATCH_KEYS):
       raise expected
     image = text_arg(row.get('image'), '"image"', 'give the path of an image file', where)
-    question = parse_question(row.get('prompt'), row.get('expression'), ('"prompt"', '"expression"'),
-                         where)
+    question = parse_question(row.get('prompt'), row.get('expression'),
+                              ('"prompt"', '"expression"'), where)
     if image is None or question is None:
       raise expected
     out = text_arg(row.get('out'), '"out"', 'give a PNG file name or leave "out" out', where)
@@ -172,7 +172,8 @@ def run(args) -> int:
       name = job.out if k == 0 else job.out.with_name(f'{job.out.stem}_{k}{job.out.suffix}')
       print(f'  mask -> {image_io.write_png(name, mask.astype("uint8") * 255)}')
     if args.overlay and res.masks:
-      print(f'  overlay -> {image_io.write_png(args.overlay, image_io.overlay(image, res.masks[0]))}')
+      overlay = image_io.overlay(image, res.masks[0])
+      print(f'  overlay -> {image_io.write_png(args.overlay, overlay)}')
     if target is not None:
       first = res.masks[0] if res.masks else np.zeros_like(target)
       print(f'  mask IoU with {args.target}: {iou(first, target):.4f}')

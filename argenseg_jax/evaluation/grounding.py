@@ -21,7 +21,6 @@ import numpy as np
 from flax import nnx
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Dependence:
   """Visual-token loss and per-scale accuracy `[S]` with own and swapped images (and,
@@ -68,7 +67,8 @@ def _rounded(accuracy: jax.Array) -> tuple[float, ...]:
 def image_dependence(model, batch: dict, shuffled: dict | None = None) -> Dependence:
   """`batch`: a `train_pipeline.pad_batch` of >= 2 examples with one tile each; the
   swapped run gives row i the image of row i + 1 (both runs share one compiled pass).
-  `shuffled`, if given, is the same examples with other expressions (`cli.evaluate.load_batches`)."""
+  `shuffled`, if given, is the same examples with other expressions
+  (`cli.evaluate.load_batches`)."""
   if batch['pixels'].shape[0] != batch['ids'].shape[0] or batch['ids'].shape[0] < 2:
     raise ValueError('image_dependence needs >= 2 examples with one image tile each.')
   graphdef, state = nnx.split(model)

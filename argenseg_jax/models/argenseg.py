@@ -79,7 +79,8 @@ class ARGenSeg(InternVLChat):
     attention = self.language_model.layers[0].attention
     span = 2 * (tokens.shape[0] + num_tokens(self.patch_nums))
     wq, wk = cell_attention.cell_matching_init(
-        attention.wq[...], attention.wk[...], cell_attention.slow_dims(llm.head_dim, llm.rope_theta, 0.3, span),
+        attention.wq[...], attention.wk[...],
+        cell_attention.slow_dims(llm.head_dim, llm.rope_theta, 0.3, span),
         cfg.get('cell_strength', 2.0), cfg.cell_heads)
     attention.wq[...] = wq
     attention.wk[...] = wk

@@ -37,7 +37,8 @@ def vit_table(vision: ml_collections.ConfigDict, ours: str = '', theirs: str = '
            Rule(f'{ours}embeddings/position_embedding', f'{theirs}embeddings.position_embedding'),
            Rule(f'{ours}embeddings/patch_embedding/kernel',
                 f'{theirs}embeddings.patch_embedding.weight', 'conv_oihw_to_hwio'),
-           Rule(f'{ours}embeddings/patch_embedding/bias', f'{theirs}embeddings.patch_embedding.bias')]
+           Rule(f'{ours}embeddings/patch_embedding/bias',
+                f'{theirs}embeddings.patch_embedding.bias')]
   for i in range(vision.num_hidden_layers):
     o, t = f'{ours}encoder/layers/{i}/', f'{theirs}encoder.layers.{i}.'
     rules += [Rule(f'{o}ls1', f'{t}ls1'), Rule(f'{o}ls2', f'{t}ls2')]
