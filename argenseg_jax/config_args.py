@@ -36,7 +36,7 @@ def _cast(key: str, text: str, default: Any) -> Any:
     return type(default)(text)
   except ValueError:
     raise ValueError(f'config arg {key}={text!r}: expected a value like '
-                     f'{default!r}') from None
+                     f'{default!r}.') from None
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:

@@ -25,6 +25,8 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from argenseg_jax import config_args
+
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
 Rule = str | tuple[str, ...] | None
@@ -63,14 +65,15 @@ def abstract_mesh(data: int = 1, fsdp: int = 1, tensor: int = 1) -> jax.sharding
 
 
 def parse_mesh(text: str) -> dict[str, int]:
-  """`'data=1,fsdp=4,tensor=2'` -> `{'data': 1, 'fsdp': 4, 'tensor': 2}` (missing: 1)."""
-  sizes = dict.fromkeys(MESH_AXES, 1)
-  for item in filter(None, text.split(',')):
-    name, sep, value = item.partition('=')
-    if not sep or name not in sizes or not value.isdigit() or int(value) < 1:
-      raise ValueError(f'mesh item {item!r}: expected AXIS=SIZE with AXIS one of '
-                       f'{", ".join(MESH_AXES)} and SIZE >= 1, e.g. data=1,fsdp=4,tensor=2.')
-    sizes[name] = int(value)
+  """`'data=1,fsdp=4,tensor=2'` -> `{'data': 1, 'fsdp': 4, 'tensor': 2}` (missing: 1), in
+  the `key=value` syntax of config args."""
+  try:
+    sizes = dict(config_args.parse_arg(text, **dict.fromkeys(MESH_AXES, 1)))
+  except ValueError as e:
+    raise ValueError(f'mesh {text!r}: {e} Expected AXIS=SIZE items, e.g. '
+                     'data=1,fsdp=4,tensor=2.') from None
+  if min(sizes.values()) < 1:
+    raise ValueError(f'mesh {text!r}: every AXIS=SIZE needs SIZE >= 1.')
   return sizes
 
 

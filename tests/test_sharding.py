@@ -41,8 +41,9 @@ def test_vqvae_encode_sharded_matches_single_device(small_model):
 
 def test_parse_and_abstract_mesh():
   assert sharding.parse_mesh('fsdp=4,tensor=2') == {'data': 1, 'fsdp': 4, 'tensor': 2}
-  with pytest.raises(ValueError, match='AXIS=SIZE'):
-    sharding.parse_mesh('model=2')
+  for bad in ('model=2', 'fsdp=x', 'tensor=0', 'fsdp'):
+    with pytest.raises(ValueError, match='AXIS=SIZE'):
+      sharding.parse_mesh(bad)
   mesh = sharding.abstract_mesh(data=2, fsdp=64, tensor=4)  # more than the 8 local devices
   assert mesh.size == 512
   spec = sharding.mesh_spec(('embed', 'mlp'), (4096, 14336), mesh)
