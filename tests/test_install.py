@@ -8,6 +8,7 @@ package from this checkout into it, without `-e`."""
 
 import os
 import pathlib
+import shutil
 import site
 import subprocess
 import sys
@@ -36,8 +37,11 @@ def test_a_plain_install_segments_and_trains_from_another_directory(tmp_path):
                   cwd=tmp_path).strip()
   (pathlib.Path(packages) / 'deps.pth').write_text(''.join(
       p + '\n' for p in site.getsitepackages()))  # the dependencies, not the package
+  source = tmp_path / 'source'  # the build writes build/ and *.egg-info beside setup.py
+  shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+      '.git', '.venv', 'build', 'dist', '*.egg-info', '__pycache__', 'out'))
   _run(sys.executable, '-m', 'pip', '--python', python, 'install', '-q', '--no-deps',
-       '--no-build-isolation', '--no-index', REPO, cwd=tmp_path)
+       '--no-build-isolation', '--no-index', source, cwd=tmp_path)
   work = tmp_path / 'elsewhere'
   work.mkdir()
   where = _run(python, '-c', 'import argenseg_jax; print(argenseg_jax.__file__)', cwd=work)
