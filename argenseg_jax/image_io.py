@@ -73,11 +73,23 @@ def signed_to_uint8(x: np.ndarray) -> np.ndarray:
   return ((np.clip(np.asarray(x, np.float32), -1, 1) + 1) / 2 * 255).astype(np.uint8)
 
 
+def binarize(image: np.ndarray) -> np.ndarray:
+  """Mask images -> bool `[..., H, W]` at ARGenSeg's threshold: luma / 255 > 0.5, the
+  luma of PIL's `convert('L')` (ITU-R 601-2, rounded to an integer). `image`: uint8
+  `[..., H, W, 3]`, or a decoded mask in [-1, 1] (to uint8 by `signed_to_uint8` first)."""
+  rgb = np.asarray(image)
+  if rgb.dtype != np.uint8:
+    rgb = signed_to_uint8(rgb)
+  r, g, b = (rgb[..., c].astype(np.uint32) for c in range(3))
+  luma = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16
+  return luma.astype(np.float32) / 255.0 > 0.5
+
+
 def mask_from_generated(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
   """A generated mask image `uint8 [256, 256, 3]` -> bool `[H, W]` for an image of
-  `size = (W, H)`, as the original evaluation: PIL bilinear resize, luma, > 0.5."""
+  `size = (W, H)`, as the original evaluation: PIL bilinear resize, then `binarize`."""
   resized = Image.fromarray(np.asarray(image, np.uint8)).resize(size, Image.BILINEAR)
-  return np.asarray(resized.convert('L'), np.float32) / 255.0 > 0.5
+  return binarize(np.asarray(resized))
 
 
 # tint candidates: the one farthest from the masked pixels' mean colour is used

@@ -51,6 +51,8 @@ T_PARITY = ('tests/test_parity.py', '-k', 'argenseg')
 T_READERS = ('tests/test_data_readers.py',)
 T_GROUNDING = ('tests/test_grounding.py',)
 T_CONVERSION = ('tests/test_conversion_tables.py',)
+VQVAE_TASK = 'argenseg_jax/training/mask_vqvae_task.py'
+T_VQVAE = 'tests/test_vqvae_trainer.py'
 
 MUTANTS = (
     # the sampler: every row's answer is its own
@@ -134,12 +136,31 @@ MUTANTS = (
            '        data=grain.checkpoint.CheckpointRestore(data_iterator)))',
            'state=ocp.args.StandardRestore(abstract_state)))',
            ('tests/test_training.py', '-k', 'sigkill')),
+    # the mask VQ-VAE: refresh masks drawn by the step, held-out export metrics, its input
+    Mutant('vqvae_refresh_masks_from_a_running_rng', VQVAE_TASK,
+           'def hook(state, step):\n'
+           '      if not r.every or step % r.every or step > r.until:\n'
+           '        return state, {}\n'
+           '      picked = np.random.default_rng([seed, step]).choice(',
+           'rng = np.random.default_rng(seed)  # restarts on resume\n\n'
+           '    def hook(state, step):\n'
+           '      if not r.every or step % r.every or step > r.until:\n'
+           '        return state, {}\n'
+           '      picked = rng.choice(', (T_VQVAE, '-k', 'sigkill')),
+    Mutant('vqvae_export_metrics_on_training_masks', VQVAE_TASK,
+           'evaluate(VQVAETokenizer(model, self.model_cfg), self.held_out)',
+           'evaluate(VQVAETokenizer(model, self.model_cfg), self.train)',
+           (T_VQVAE, '-k', 'exports')),
+    Mutant('vqvae_input_not_centred', VQVAE_TASK, '/ 255.0 * 2.0 - 1.0', '/ 255.0',
+           (T_VQVAE, '-k', 'shipped')),
     # conversion tables (checked against the key listings and PyTorch layouts by hand)
     Mutant('conversion_w1_w3_swapped', 'argenseg_jax/models/internlm2_io.py',
            "Rule(f'{o}feed_forward/w1', f'{t}feed_forward.w1.weight', 'linear_oi_to_io'),\n"
-           "              Rule(f'{o}feed_forward/w3', f'{t}feed_forward.w3.weight', 'linear_oi_to_io'),",
+           "              Rule(f'{o}feed_forward/w3', f'{t}feed_forward.w3.weight', "
+           "'linear_oi_to_io'),",
            "Rule(f'{o}feed_forward/w1', f'{t}feed_forward.w3.weight', 'linear_oi_to_io'),\n"
-           "              Rule(f'{o}feed_forward/w3', f'{t}feed_forward.w1.weight', 'linear_oi_to_io'),",
+           "              Rule(f'{o}feed_forward/w3', f'{t}feed_forward.w1.weight', "
+           "'linear_oi_to_io'),",
            T_CONVERSION),
     Mutant('conversion_wqkv_k_v_swapped', 'argenseg_jax/checkpoints/conversion.py',
            "{'k': groups, 'v': groups + 1}", "{'k': groups + 1, 'v': groups}", T_CONVERSION),
@@ -200,7 +221,8 @@ MUTANTS = (
     # parameters are placed later whatever flax's default
     Mutant('library_imports_the_data_code', SEGMENTER,
            'from argenseg_jax import chat_template, image_io\n',
-           'from argenseg_jax import chat_template, image_io\nfrom data_pipelines import data_spec\n',
+           'from argenseg_jax import chat_template, image_io\n'
+           'from data_pipelines import data_spec\n',
            ('tests/test_import_direction.py',)),
     Mutant('mlp_hidden_left_unconstrained', 'argenseg_jax/models/internlm2.py',
            'return constrain(gated, HIDDEN_MLP) @ self.w2[...]', 'return gated @ self.w2[...]',

@@ -1,6 +1,7 @@
 """Training on the tiny config: the loss falls, sharding does not change the step,
 resume after SIGKILL is exact, SIGTERM saves, non-finite losses stop the run."""
 
+import contextlib
 import functools
 import json
 import multiprocessing
@@ -15,6 +16,7 @@ import time
 import jax
 import numpy as np
 import pytest
+from jax.experimental.compilation_cache import compilation_cache
 
 from argenseg_jax import example_spec
 from argenseg_jax.config_args import load_config
@@ -44,32 +46,81 @@ def _train(config, workdir) -> dict:
   return trainer.train(config, workdir, train_pipeline.training_inputs(config))
 
 
-def _losses(workdir) -> dict[int, float]:
+def logged_losses(workdir) -> dict[int, float]:
+  """`{step: loss}` of a run's `metrics.jsonl`."""
   lines = (pathlib.Path(workdir) / 'metrics.jsonl').read_text().splitlines()
   return {r['step']: r['loss'] for r in map(json.loads, lines)}
 
 
-def _committed_steps(workdir) -> list[int]:
+def committed_steps(workdir) -> list[int]:
   root = pathlib.Path(workdir) / 'checkpoints'
   return sorted(int(p.name) for p in root.glob('*') if p.name.isdigit()) if root.is_dir() else []
 
 
+def compile_cache_env(cache_dir) -> dict[str, str]:
+  """The environment of subprocesses that share their compiled programs through JAX's
+  persistent cache in `cache_dir`: only the first one compiles."""
+  return dict(os.environ, JAX_COMPILATION_CACHE_DIR=str(cache_dir),
+              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+
+
+@contextlib.contextmanager
+def compile_cache(cache_dir):
+  """This process shares its compiled programs in `cache_dir` too while inside."""
+  before = (jax.config.jax_compilation_cache_dir,
+            jax.config.jax_persistent_cache_min_compile_time_secs)
+  jax.config.update('jax_compilation_cache_dir', str(cache_dir))
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)
+  compilation_cache.reset_cache()
+  try:
+    yield
+  finally:
+    jax.config.update('jax_compilation_cache_dir', before[0])
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', before[1])
+    compilation_cache.reset_cache()
+
+
+def check_resume_after_sigkill(cmd: list[str], workdir, reference: dict[int, float],
+                               steps: int, env: dict[str, str]) -> None:
+  """Runs `cmd` (`argenseg train` into `workdir`) in `env`, SIGKILLs it once a checkpoint
+  is committed, reruns it to the end and checks that every loss after the kill equals
+  `reference`'s (`logged_losses` of the same config, never interrupted)."""
+  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+  while not committed_steps(workdir) and proc.poll() is None:
+    time.sleep(0.02)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  killed_at = max(committed_steps(workdir))
+  assert killed_at < steps, 'the run finished before it could be killed'
+  subprocess.run(cmd, check=True, capture_output=True, env=env)
+  resumed = {s: l for s, l in logged_losses(workdir).items() if s > killed_at}
+  assert sorted(resumed) == list(range(killed_at + 1, steps + 1))
+  for s, loss in resumed.items():
+    assert loss == pytest.approx(reference[s], rel=1e-6, abs=1e-6), s
+
+
 @pytest.fixture(scope='module')
-def tiny_run(tmp_path_factory):
+def xla_cache(tmp_path_factory):
+  """Where `tiny_run` leaves its compiled programs for the `argenseg train` subprocesses."""
+  return tmp_path_factory.mktemp('xla_cache')
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory, xla_cache):
   """The workdir of one uninterrupted in-process run of the tiny config, with export (and
   one every 12 steps), given as a relative path."""
   workdir = tmp_path_factory.mktemp('tiny_run')
-  with pytest.MonkeyPatch.context() as patch:
+  with pytest.MonkeyPatch.context() as patch, compile_cache(xla_cache):
     patch.chdir(workdir.parent)
     _train(_config(export=True, export_every=12), workdir.name)
   return workdir
 
 
 def test_tiny_training_lowers_the_loss(tiny_run):
-  losses = list(_losses(tiny_run).values())
+  losses = list(logged_losses(tiny_run).values())
   assert len(losses) == STEPS
   assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0, losses
-  assert _committed_steps(tiny_run) == [20, 24]
+  assert committed_steps(tiny_run) == [20, 24]
   assert (tiny_run / 'export' / 'argenseg.json').is_file()
   exports = sorted((tiny_run / 'exports').iterdir())
   assert [p.name for p in exports] == ['step_12', 'step_24']
@@ -117,21 +168,10 @@ def _train_cmd(workdir):
           '--config.mesh.fsdp=2', '--config.mesh.tensor=2']
 
 
-def test_resume_after_sigkill_is_exact(tmp_path, tiny_run):
-  reference = _losses(tiny_run)  # the same config, never interrupted
+def test_resume_after_sigkill_is_exact(tmp_path, tiny_run, xla_cache):
   run = tmp_path / 'run'
-  proc = subprocess.Popen(_train_cmd(run), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  while not _committed_steps(run) and proc.poll() is None:
-    time.sleep(0.02)
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  killed_at = max(_committed_steps(run))
-  assert killed_at < STEPS, 'the run finished before it could be killed'
-  subprocess.run(_train_cmd(run), check=True, capture_output=True)
-  resumed = {s: l for s, l in _losses(run).items() if s > killed_at}
-  assert sorted(resumed) == list(range(killed_at + 1, STEPS + 1))
-  for s, loss in resumed.items():
-    assert loss == pytest.approx(reference[s], rel=1e-6, abs=1e-6), s
+  check_resume_after_sigkill(_train_cmd(run), run, logged_losses(tiny_run), STEPS,
+                             compile_cache_env(xla_cache))
 
 
 def test_sigterm_saves_and_stops(tmp_path, monkeypatch):
@@ -152,7 +192,7 @@ def test_sigterm_saves_and_stops(tmp_path, monkeypatch):
   with pytest.raises(trainer.Preempted, match=re.escape(
       f'stopped early by SIGTERM at step 3 of {STEPS}; saved step 3 in {tmp_path}/checkpoints')):
     _train(config, tmp_path)
-  assert _committed_steps(tmp_path) == [3]
+  assert committed_steps(tmp_path) == [3]
   # a step damaged after the save is named when the run resumes, in one line
   state = tmp_path / 'checkpoints' / '3' / 'state'
   largest = max((f for f in state.rglob('*') if f.is_file()), key=lambda f: f.stat().st_size)
@@ -175,6 +215,7 @@ def test_non_finite_loss_stops_with_the_step(tmp_path, monkeypatch):
   monkeypatch.setattr(train_step, 'make_train_step', nan_from_step_3)
   config = _config()
   config.checkpoint.every = 2
-  with pytest.raises(trainer.NonFiniteLossError, match='at step 3; the last good checkpoint is step 2'):
+  with pytest.raises(trainer.NonFiniteLossError,
+                     match='at step 3; the last good checkpoint is step 2'):
     _train(config, tmp_path)
-  assert _committed_steps(tmp_path) == [2]
+  assert committed_steps(tmp_path) == [2]

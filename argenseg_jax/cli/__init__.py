@@ -31,11 +31,10 @@ EXIT_PREEMPTED = 75
 
 
 def _vae_roundtrip(args) -> int:
-  import numpy as np  # pylint: disable=import-outside-toplevel
   from argenseg_jax import image_io  # pylint: disable=import-outside-toplevel
   from argenseg_jax.config_args import load_config  # pylint: disable=import-outside-toplevel
-  from argenseg_jax.vqvae_tokenizer import VQVAETokenizer  # pylint: disable=import-outside-toplevel
   from argenseg_jax.mask_transforms import mask_to_vae_input  # pylint: disable=import-outside-toplevel
+  from argenseg_jax.vqvae_tokenizer import VQVAETokenizer  # pylint: disable=import-outside-toplevel
 
   user_input.png_path(args.out, '--out')
   if args.previews:
@@ -64,9 +63,7 @@ def _vae_roundtrip(args) -> int:
     for si, img in enumerate(images):
       image_io.write_png(pathlib.Path(args.previews) / f'scale{si:02d}_pn{tok.patch_nums[si]}.png',
                          image_io.signed_to_uint8(img[0]))
-  target = x[0].mean(-1) > 0
-  pred = image_io.signed_to_uint8(final[0]).astype(np.float32).mean(-1) / 255 > 0.5
-  iou = segment.iou(pred, target)
+  iou = segment.iou(image_io.binarize(final[0]), image_io.binarize(x[0]))
   print(f'encoded {args.image} into {sum(c.size for c in codes)} codes over scales '
         f'{tok.patch_nums} ({t1 - t0:.2f}s incl. compile); decoded in {t2 - t1:.2f}s')
   print(f'reconstruction -> {out}   mask IoU(input, reconstruction) = {iou:.4f}')
@@ -126,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                       description='Encode a mask image into the multi-scale VQ-VAE codes and '
                       'decode them back to a PNG (the mask path of ARGenSeg).')
   rt.add_argument('--checkpoint', help='VAR .pth or a VQ-VAE directory (`argenseg convert '
-                  'vae`, `vqvae_trainer`); default: the bundled mask VQ-VAE')
+                  'vae`, the export of `argenseg train --config configs/mask_vqvae.py`); '
+                  'default: the bundled mask VQ-VAE')
   rt.add_argument('--config', help="config spec, e.g. var_vqvae:res=512 (default: the "
                   "checkpoint's); alone: random weights, for a smoke test")
   rt.add_argument('--image', default=str(bundled.SCENE_MASK),
@@ -201,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
   gr.set_defaults(func=evaluate.run_grounding)
 
   pl = sub.add_parser('plan', help='memory / FLOPs plan of a mesh (nothing allocated)',
-                      description=plan.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                      description=plan.__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
   plan.add_arguments(pl)
   pl.set_defaults(func=plan.run)
 

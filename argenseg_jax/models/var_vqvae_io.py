@@ -20,7 +20,8 @@ from argenseg_jax.models.var_vqvae import VQVAE
 
 FORMAT = 'argenseg-jax/var_vqvae'
 PARAMS_FILE = 'params.safetensors'
-# What `save_vqvae` (and `vqvae_trainer`, adding metrics.json) puts in a directory.
+# What `save_vqvae` (and the mask VQ-VAE's training export, adding metrics.json) puts in a
+# directory.
 DIR_FORMAT = DirFormat(FORMAT, 'config.json',
                        frozenset({'config.json', PARAMS_FILE, 'metrics.json'}))
 # The VQ statistics buffer is stored in VAR checkpoints but unused at inference.
@@ -137,7 +138,8 @@ def save_vqvae(model: VQVAE, cfg: ml_collections.ConfigDict, out_dir,
   return pathlib.Path(out_dir).absolute()
 
 
-def load_vqvae(path, cfg: ml_collections.ConfigDict | None = None) -> tuple[VQVAE, ml_collections.ConfigDict]:
+def load_vqvae(path, cfg: ml_collections.ConfigDict | None = None
+               ) -> tuple[VQVAE, ml_collections.ConfigDict]:
   """Loads our directory format, or a VAR `.pth` (then `cfg` defaults to the real config).
 
   Returns `(model, cfg)`. A config given for our format must agree with the stored one.

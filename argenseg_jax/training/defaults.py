@@ -1,9 +1,12 @@
 """Defaults of every training config (`configs/train_*.py` override what differs).
 
+  task             what is trained: 'argenseg', or 'mask_vqvae' (`configs/mask_vqvae.py`,
+                   whose `model` is the VQ-VAE config itself and `data` its masks)
   model            config spec of the model trained from scratch (byte-level variants)
   init_from        or: our / Hugging Face-style checkpoint directory to fine-tune
-  image_tokenizer  a VQ-VAE directory (`vqvae_trainer` or `argenseg convert vae` output)
-                   loaded into the frozen image tokenizer of a model trained from scratch
+  image_tokenizer  a VQ-VAE directory (the export of `configs/mask_vqvae.py` or `argenseg
+                   convert vae` output) loaded into the frozen image tokenizer of a model
+                   trained from scratch
   data.spec        the `--data` syntax of `data_pipelines/data_spec.py`
   batch_size       global examples per optimizer step (split over processes), made of
                    `accum_steps` micro batches
@@ -17,12 +20,12 @@ import ml_collections
 
 def base_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
-      model='argenseg:variant=tiny', init_from='', image_tokenizer='',
+      task='argenseg', model='argenseg:variant=tiny', init_from='', image_tokenizer='',
       data=dict(spec='synthetic:seed=0,n=4096', length_buckets=(1024, 2048, 4096, 8192),
                 max_masks=1, workers=0),
       batch_size=8, accum_steps=1, num_steps=100, seed=0,
       optimizer=dict(lr=4e-5, warmup_ratio=0.03, b1=0.9, b2=0.999, eps=1e-8,
-                     weight_decay=0.05, grad_clip=1.0),
+                     weight_decay=0.05, decay_ndim=0, grad_clip=1.0),
       compute_dtype='bfloat16', remat=True,
       frozen=('vision_model', 'image_tokenizer'),
       mesh=dict(data=-1, fsdp=1, tensor=1), distributed=False,

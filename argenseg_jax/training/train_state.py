@@ -82,7 +82,7 @@ def init_state(ctor: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransfo
 
 def with_image_tokenizer(state: TrainState, lay: Layout, vqvae: nnx.Module) -> TrainState:
   """`state` with the frozen `image_tokenizer` replaced by `vqvae`'s variables (a mask
-  VQ-VAE trained beforehand, e.g. by `argenseg_jax.training.vqvae_trainer`)."""
+  VQ-VAE trained beforehand, e.g. by `argenseg train --config configs/mask_vqvae.py`)."""
   if any(path[0] == 'image_tokenizer' for path, _ in nnx.to_flat_state(state.params)):
     raise ValueError('the image tokenizer is trainable here; add "image_tokenizer" to the '
                      'frozen parts to load a trained one.')

@@ -2,12 +2,12 @@
 
   step(state, batch) -> (state, metrics)
 
-`batch` is the pipeline's dict (`data_pipelines/train_pipeline.py`) as global arrays
-sharded over ('data', 'fsdp') on the leading axis; it is split into `accum_steps` micro
-batches run by `lax.scan`, their gradients averaged (each micro batch's loss is the
-original's mean over its own targets). Trainable weights are cast to `compute_dtype`
-inside the loss, so gradients and the optimizer stay in the f32 master copy. The rng of
-step n is `fold_in(rng, n)`: a resumed run draws the same numbers.
+`batch` is the task's dict (ARGenSeg: `data_pipelines/train_pipeline.py`) as global
+arrays sharded over ('data', 'fsdp') on the leading axis; it is split into `accum_steps`
+micro batches run by `lax.scan`, their gradients averaged (each micro batch's loss is, for
+ARGenSeg, the original's mean over its own targets). Trainable weights are cast to
+`compute_dtype` inside the loss, so gradients and the optimizer stay in the f32 master
+copy. The rng of step n is `fold_in(rng, n)`: a resumed run draws the same numbers.
 """
 
 from collections.abc import Callable
@@ -32,18 +32,31 @@ def _cast(tree, dtype):
                       tree)
 
 
+def argenseg_loss(model, micro: dict, rng: jax.Array, compute_dtype) -> tuple[jax.Array, dict]:
+  """ARGenSeg's training loss of one micro batch and its text and gen parts."""
+  out = model.train_forward(micro['ids'], micro['labels'], micro['token_mask'],
+                            micro['pixels'].astype(compute_dtype), micro['image_flags'],
+                            micro['masks'], micro['mask_flags'], drop_path_rng=rng)
+  return out.loss, {'text_loss': out.text_loss, 'gen_loss': out.gen_loss}
+
+
+# ARGenSeg's counts of a whole batch (the trainer also logs them per second)
+TOKENS = {'tokens': lambda batch: batch['token_mask'].sum()}
+
+
 def make_train_step(lay: Layout, tx: optax.GradientTransformation, mesh: Mesh, *,
-                    schedule: optax.Schedule, accum_steps: int = 1,
+                    schedule: optax.Schedule, loss: Callable = argenseg_loss,
+                    counts: dict[str, Callable] = TOKENS, accum_steps: int = 1,
                     compute_dtype=jnp.float32, seed: int = 0) -> Callable:
-  """The compiled `step(state, batch) -> (state, metrics)`; `state` is donated."""
+  """The compiled `step(state, batch) -> (state, metrics)`; `state` is donated.
+
+  `loss(model, micro_batch, rng, compute_dtype) -> (loss, aux metrics)`; `counts`: name
+  -> function of the whole batch, added to the metrics."""
   base_rng = jax.random.key(seed)
 
   def loss_fn(params, frozen, micro, rng):
-    model = nnx.merge(lay.graphdef, _cast(params, compute_dtype), frozen)
-    out = model.train_forward(micro['ids'], micro['labels'], micro['token_mask'],
-                              micro['pixels'].astype(compute_dtype), micro['image_flags'],
-                              micro['masks'], micro['mask_flags'], drop_path_rng=rng)
-    return out.loss, {'text_loss': out.text_loss, 'gen_loss': out.gen_loss}
+    return loss(nnx.merge(lay.graphdef, _cast(params, compute_dtype), frozen), micro, rng,
+                compute_dtype)
 
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -65,7 +78,7 @@ def make_train_step(lay: Layout, tx: optax.GradientTransformation, mesh: Mesh, *
     metrics = jax.tree.map(jnp.mean, metrics)
     metrics.update(grad_norm=optax.tree.norm(grads), update_norm=optax.tree.norm(updates),
                    param_norm=optax.tree.norm(params), lr=schedule(state.step),
-                   tokens=batch['token_mask'].sum())
+                   **{name: count(batch) for name, count in counts.items()})
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
   compiled = jax.jit(step, in_shardings=(lay.shardings, batch_sharding(mesh)),
