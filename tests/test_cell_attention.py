@@ -29,23 +29,28 @@ def test_slow_dims_turn_little_over_the_span():
 
 def _first_layer_attention(cfg) -> tuple[np.ndarray, np.ndarray, int]:
   """Head 0's attention `[L, L]` of one synthetic example at init, the positions of its
-  image tokens, and of its `<ge_start>`."""
-  model = ARGenSeg(cfg, nnx.Rngs(0))
+  image tokens, and of its `<ge_start>` (init and forward in one compiled program)."""
   spec = example_spec.spec_for(cfg, length_buckets=(232,))
   batch = train_pipeline.pad_batch([train_pipeline.EncodeExample(scratch_tokenizer(cfg), spec)
                                     .map(SyntheticScenes(2, seed=1)[0])], spec)
-  embeds, _ = model.train_inputs(*(jnp.asarray(batch[k]) for k in (
-      'ids', 'labels', 'pixels', 'image_flags', 'masks', 'mask_flags')))
-  layer = model.language_model.layers[0]
-  x = layer.attention_norm(embeds)
-  positions = jnp.arange(x.shape[1])[None]
-  q, k = (apply_rope(jnp.einsum('bld,dhk->blhk', x, w[...]), positions, layer.attention.theta)
-          for w in (layer.attention.wq, layer.attention.wk))
-  scores = jnp.einsum('lk,tk->lt', q[0, :, 0], k[0, :, 0]) / np.sqrt(q.shape[-1])
-  causal = np.tril(np.ones(scores.shape, bool))
+  inputs = [jnp.asarray(batch[k]) for k in
+            ('ids', 'labels', 'pixels', 'image_flags', 'masks', 'mask_flags')]
+
+  @jax.jit
+  def probs(inputs):
+    model = ARGenSeg(cfg, nnx.Rngs(0))
+    embeds, _ = model.train_inputs(*inputs)
+    layer = model.language_model.layers[0]
+    x = layer.attention_norm(embeds)
+    positions = jnp.arange(x.shape[1])[None]
+    q, k = (apply_rope(jnp.einsum('bld,dhk->blhk', x, w[...]), positions, layer.attention.theta)
+            for w in (layer.attention.wq, layer.attention.wk))
+    scores = jnp.einsum('lk,tk->lt', q[0, :, 0], k[0, :, 0]) / np.sqrt(q.shape[-1])
+    causal = np.tril(np.ones(scores.shape, bool))
+    return jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), -1)
+
   ids = batch['ids'][0]
-  return (np.asarray(jax.nn.softmax(jnp.where(causal, scores, -jnp.inf), -1)),
-          np.flatnonzero(ids == cfg.img_context_token_id),
+  return (np.asarray(probs(inputs)), np.flatnonzero(ids == cfg.img_context_token_id),
           int(np.flatnonzero(ids == cfg.tokens.gen_start_token_id)[0]))
 
 
@@ -65,4 +70,5 @@ def test_final_scale_slots_start_looking_at_their_own_cell(cell_heads):
 
 def test_cell_heads_need_the_sine_cosine_tables():
   with pytest.raises(ValueError, match='cell_heads needs'):
-    ARGenSeg(load_config('argenseg:variant=small,token_pos=none'), nnx.Rngs(0))
+    nnx.eval_shape(lambda: ARGenSeg(load_config('argenseg:variant=small,token_pos=none'),
+                                    nnx.Rngs(0)))

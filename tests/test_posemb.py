@@ -1,7 +1,6 @@
 """2D sine-cosine position tables and the from-scratch init switches that use them."""
 
-import functools
-
+import jax
 import numpy as np
 import pytest
 
@@ -23,23 +22,33 @@ def test_sincos_2d_values():
     posemb.sincos_2d(ys, xs, 6)
 
 
+def _init_tables(cfg) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """`(pos_1LC, the ViT's position table, word_embed kernel)` as a fresh ARGenSeg
+  initialises them (one program that XLA prunes to these three)."""
+  def tables():
+    model = ARGenSeg(cfg, params.init_rngs(0))
+    return (model.pos_1LC[...], model.vision.vision_model.embeddings.position_embedding[...],
+            model.word_embed.kernel[...])
+  return tuple(np.asarray(t) for t in jax.jit(tables)())
+
+
 def test_from_scratch_init_uses_sincos_tables_and_the_default_does_not():
   cfg = load_config('argenseg:variant=tiny')  # the original's init; `small` switches both
   assert load_config('argenseg:variant=small').slot_init == 'sincos2d'
   scratch = cfg.copy_and_resolve_references()
   scratch.slot_init = 'sincos2d'
   scratch.image.vision.posemb_init = 'sincos2d'
-  model = params.init(functools.partial(ARGenSeg, scratch))
-  pos = np.asarray(model.pos_1LC[0])
+  pos, vit, _ = _init_tables(scratch)
+  pos = pos[0]
   # every scale's cells share one frame with the last (4x4) scale's cells: the 1x1 cell
   # sits at the centre (2, 2), the first 2x2 cell at (1, 1)
   want = posemb.sincos_2d(np.array([2.0, 1.0]), np.array([2.0, 1.0]), pos.shape[1])
   np.testing.assert_allclose(pos[:2], want, atol=1e-6)
-  vit = np.asarray(model.vision.vision_model.embeddings.position_embedding[0])
+  vit = vit[0]
   np.testing.assert_allclose(vit[0], 0)  # the class token's
   np.testing.assert_allclose(
       vit[1:3], posemb.sincos_2d(np.array([0.5, 0.5]), np.array([0.5, 1.5]), vit.shape[1]),
       atol=1e-6)
-  original = params.init(functools.partial(ARGenSeg, cfg))
-  assert not np.asarray(original.pos_1LC[...]).any()  # zeros, as the original
-  assert not np.asarray(original.word_embed.kernel[...]).any()
+  pos, _, word_embed = _init_tables(cfg)
+  assert not pos.any()  # zeros, as the original
+  assert not word_embed.any()
