@@ -4,7 +4,7 @@ import setuptools
 
 CORE = [
     'jax==0.10.2', 'jaxlib==0.10.2', 'flax==0.12.8', 'optax==0.2.8',
-    'orbax-checkpoint==0.12.8', 'grain==0.2.18', 'ml-collections==1.1.0',
+    'orbax-checkpoint==0.12.8', 'etils[epath]==1.15.0', 'grain==0.2.18', 'ml-collections==1.1.0',
     'tensorflow-datasets==4.9.10', 'array-record==0.8.6', 'numpy==2.4.6',
     'pillow==13.0.0', 'safetensors==0.8.0', 'sentencepiece==0.2.1',
     'tensorboardX==2.6.5', 'protobuf==7.36.2', 'packaging==26.4', 'tqdm==4.70.1',

@@ -1,10 +1,13 @@
-"""Safe image reading and writing (host side, numpy + PIL)."""
+"""Safe image reading and writing (host side, numpy + PIL), local or cloud paths
+(`user_input.path`)."""
 
-import pathlib
 import warnings
 
 import numpy as np
+from etils import epath
 from PIL import Image
+
+from argenseg_jax import user_input
 
 # Refuse images over this many pixels (PIL's own bomb check is only a warning below 2x).
 MAX_PIXELS = 8192 * 8192
@@ -32,13 +35,13 @@ def to_rgb(img: Image.Image) -> Image.Image:
 def read_rgb(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
   """Opens `path` as an RGB PIL image, refusing missing, non-image, truncated or absurdly
   large files with an `ImageError` (or `FileNotFoundError`) that names the file."""
-  path = pathlib.Path(path)
+  path = user_input.path(path)
   if not path.is_file():
     raise FileNotFoundError(f'image not found: {path}')
   try:
     with warnings.catch_warnings():
       warnings.simplefilter('error', Image.DecompressionBombWarning)
-      with Image.open(path) as img:
+      with path.open('rb') as f, Image.open(f) as img:
         if img.width * img.height > max_pixels:
           raise ImageError(f'{path}: {img.width}x{img.height} pixels is over the limit of '
                            f'{max_pixels} (a decompression bomb?); resize it first.')
@@ -53,18 +56,19 @@ def read_rgb(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
                      f'file): {e}') from None
 
 
-def as_rgb(image: 'str | pathlib.Path | np.ndarray') -> Image.Image:
+def as_rgb(image: 'str | epath.PathLike | np.ndarray') -> Image.Image:
   """An image given as a file path (read with `read_rgb`) or uint8 `[H, W, 3]`, as RGB PIL."""
   if isinstance(image, np.ndarray):
     return Image.fromarray(np.asarray(image, np.uint8)).convert('RGB')
   return read_rgb(image)
 
 
-def write_png(path, rgb: np.ndarray) -> pathlib.Path:
+def write_png(path, rgb: np.ndarray) -> epath.Path:
   """Writes `uint8 [H, W, 3]` (or `[H, W]`) to `path`, creating parent folders."""
-  path = pathlib.Path(path)
+  path = user_input.path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  Image.fromarray(np.asarray(rgb, np.uint8)).save(path)
+  with path.open('wb') as f:
+    Image.fromarray(np.asarray(rgb, np.uint8)).save(f, format='PNG')
   return path
 
 

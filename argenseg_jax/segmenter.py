@@ -13,7 +13,6 @@ call with up to `batch_size` questions of one length bucket.
 
 import dataclasses
 import functools
-import pathlib
 from collections.abc import Sequence
 
 import jax
@@ -23,7 +22,7 @@ import numpy as np
 from flax import nnx
 from PIL import Image
 
-from argenseg_jax import chat_template, image_io
+from argenseg_jax import chat_template, image_io, user_input
 from argenseg_jax.example_spec import spec_for
 from argenseg_jax.image_transforms import image_to_pixels
 from argenseg_jax.models.argenseg import ARGenSeg
@@ -69,7 +68,7 @@ class Segmenter:
   @classmethod
   def load(cls, checkpoint, **kwargs) -> 'Segmenter':
     """From a checkpoint directory with its tokenizer files (checked first)."""
-    if not pathlib.Path(checkpoint).is_dir():
+    if not user_input.path(checkpoint).is_dir():
       raise FileNotFoundError(
           f'checkpoint {checkpoint}: no such directory. Give a directory written by '
           '`argenseg convert model` or `argenseg train` (WORKDIR/export), a Hugging '

@@ -11,13 +11,13 @@ tokens and the base tokenizer's own (`<s>`, `</s>`, `<unk>`, user-defined symbol
 
 import functools
 import json
-import pathlib
 import re
 
 import sentencepiece as spm
+from etils import epath
 from sentencepiece import sentencepiece_model_pb2
 
-from argenseg_jax import dir_json
+from argenseg_jax import dir_json, user_input
 from argenseg_jax.checkpoints import hf_dir
 from argenseg_jax.checkpoints.torch_files import CheckpointError
 
@@ -99,10 +99,10 @@ class SentencePieceTokenizer(Tokenizer):
   """InternLM2's sentencepiece model plus the checkpoint's added tokens."""
 
   def __init__(self, model_file, added_tokens: dict[str, int], *, bos_id: int | None = None):
-    model_file = pathlib.Path(model_file)
+    model_file = user_input.path(model_file)
     if not model_file.is_file():
       raise CheckpointError(f'tokenizer model not found: {model_file}')
-    self.sp = spm.SentencePieceProcessor(model_file=str(model_file))
+    self.sp = spm.SentencePieceProcessor(model_proto=model_file.read_bytes())
     super().__init__(added_tokens, self.sp.bos_id() if bos_id is None else bos_id)
 
   def _plain_size(self) -> int:
@@ -133,12 +133,12 @@ class SentencePieceTokenizer(Tokenizer):
   @classmethod
   def with_tokens(cls, model_file, tokens) -> 'SentencePieceTokenizer':
     """`model_file` plus added tokens numbered consecutively after its pieces."""
-    size = spm.SentencePieceProcessor(model_file=str(model_file)).get_piece_size()
+    size = cls(model_file, {}).sp.get_piece_size()
     return cls(model_file, {t: size + i for i, t in enumerate(tokens)})
 
-  def save(self, path) -> pathlib.Path:
+  def save(self, path) -> epath.Path:
     """Writes `tokenizer.model` and `added_tokens.json` into the directory `path`."""
-    path = pathlib.Path(path)
+    path = user_input.path(path)
     (path / MODEL_FILE).write_bytes(self.sp.serialized_model_proto())
     (path / hf_dir.ADDED_TOKENS_FILE).write_text(json.dumps(self.added, indent=1,
                                                             ensure_ascii=False))
@@ -162,8 +162,8 @@ class ByteTokenizer(Tokenizer):
     """Added tokens numbered consecutively after the bytes, in the order given."""
     return cls({t: cls.OFFSET + 256 + i for i, t in enumerate(tokens)})
 
-  def save(self, path) -> pathlib.Path:
-    path = pathlib.Path(path) / BYTE_TOKENIZER_FILE
+  def save(self, path) -> epath.Path:
+    path = user_input.path(path) / BYTE_TOKENIZER_FILE
     path.write_text(json.dumps({'added_tokens': self.added}, indent=1, ensure_ascii=False))
     return path
 
@@ -200,7 +200,7 @@ def scratch_tokenizer(model_cfg) -> Tokenizer:
 def load_tokenizer(path) -> Tokenizer:
   """The tokenizer of a checkpoint directory: `tokenizer.model` + added tokens
   (sentencepiece) or `byte_tokenizer.json`."""
-  path = pathlib.Path(path)
+  path = user_input.path(path)
   if (path / BYTE_TOKENIZER_FILE).is_file():
     added = dir_json.read_json(path / BYTE_TOKENIZER_FILE, CheckpointError).get('added_tokens')
     if not isinstance(added, dict):

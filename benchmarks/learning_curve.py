@@ -11,9 +11,11 @@ data. Prints one markdown row per export; examples seen = step x `--run-batch-si
 """
 
 import argparse
-import pathlib
 import tempfile
 
+from etils import epath
+
+from argenseg_jax import user_input
 from argenseg_jax.cli import evaluate
 from argenseg_jax.evaluation import evaluator, grounding
 from argenseg_jax.sampler import SamplerConfig
@@ -21,7 +23,7 @@ from argenseg_jax.segmenter import Segmenter
 from data_pipelines import data_spec
 
 
-def exports(workdir: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
+def exports(workdir: epath.Path) -> list[tuple[int, epath.Path]]:
   """`(step, directory)` of the run's exports, by step."""
   found = [(int(p.name.removeprefix('step_')), p) for p in (workdir / 'exports').glob('step_*')]
   if not found:
@@ -32,7 +34,7 @@ def exports(workdir: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument('workdir', type=pathlib.Path)
+  parser.add_argument('workdir', type=user_input.path, help='the run (local or gs://...)')
   parser.add_argument('--data', default='synthetic:seed=1,n=200,size=128')
   parser.add_argument('--grounding-samples', type=int, default=32)
   parser.add_argument('--batch-size', type=int, default=8, help='questions per model call')

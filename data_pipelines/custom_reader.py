@@ -24,13 +24,12 @@ Keys (any other key is an error, so typos do not go unnoticed):
 - `conversation` (optional): explicit turns `{"from": "human"|"gpt", "value": ...}` with
   exactly one `<image>` and, in the gpt turns, one `<mask>` per entry of `mask`, in order.
 - `id` (optional): anything; ignored.
-Paths are relative to the folder of the `.jsonl` file (absolute paths are kept). Blank
+Paths are relative to the folder of the `.jsonl` file (absolute paths and cloud URLs such
+as gs://... are kept; the file itself may be in the cloud too). Blank
 lines are skipped; errors name `file:line`.
 """
 
-import os
-import pathlib
-
+from argenseg_jax import user_input
 from data_pipelines.conversations import check_conversation
 from data_pipelines.json_records import read_jsonl
 from data_pipelines.lazy_samples import MaskFileRecord, RecordSource
@@ -64,8 +63,8 @@ def _record(entry: dict, origin: str, root: str) -> MaskFileRecord:
     sentences = (_strings(entry['expressions'], 'expressions', origin)
                  if 'expressions' in entry else ())
     conversation = tuple(check_conversation(conversation, len(masks), origin))
-  return MaskFileRecord(os.path.join(root, entry['image']), sentences, origin,
-                        tuple(os.path.join(root, m) for m in masks), conversation,
+  return MaskFileRecord(user_input.join(root, entry['image']), sentences, origin,
+                        tuple(user_input.join(root, m) for m in masks), conversation,
                         merge=conversation is None)
 
 
@@ -73,9 +72,9 @@ class CustomReader(RecordSource):
   """`CustomReader(path)[i]` -> `RefSample` (format in the module docstring)."""
 
   def __init__(self, path):
-    path = pathlib.Path(path)
+    path = user_input.path(path)
     if not path.is_file():
       raise FileNotFoundError(f'annotation file not found: {path}')
-    root = os.fspath(path.parent)
+    root = str(path.parent)
     records = [_record(entry, origin, root) for origin, entry in read_jsonl(path)]
     super().__init__(records, [], path)

@@ -18,9 +18,11 @@ lives in one `Kind` row below. Training (`config.data.spec`) and `argenseg eval
 
 import dataclasses
 import importlib
-import pathlib
 from typing import Any, Callable, Sequence
 
+from etils import epath
+
+from argenseg_jax import user_input
 from argenseg_jax.ref_sample import RefSample
 
 
@@ -43,8 +45,8 @@ class Kind:
   parse: Callable[[str], dict[str, Any]]       # the text after `kind:` -> kwargs
 
 
-def _existing(path: str, what: str, want_dir: bool = False) -> pathlib.Path:
-  p = pathlib.Path(path).expanduser()
+def _existing(path: str, what: str, want_dir: bool = False) -> epath.Path:
+  p = user_input.path(path).expanduser()
   if not (p.is_dir() if want_dir else p.is_file()):
     raise FileNotFoundError(f'{what} not found: {p} (no such '
                             f'{"directory" if want_dir else "file"}).')

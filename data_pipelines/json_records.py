@@ -5,7 +5,10 @@
 """
 
 import json
-import pathlib
+
+from etils import epath
+
+from argenseg_jax import user_input
 
 
 def _parse(text: str, where: str):
@@ -21,10 +24,10 @@ def _require_object(entry, origin: str) -> dict:
   return entry
 
 
-def read_jsonl(path: pathlib.Path) -> list[tuple[str, dict]]:
+def read_jsonl(path: epath.Path) -> list[tuple[str, dict]]:
   """`[('file:line', entry)]` of a JSON-lines file."""
   records = []
-  with open(path, encoding='utf-8') as f:
+  with path.open('r', encoding='utf-8') as f:
     for number, line in enumerate(f, start=1):
       if line.strip():
         origin = f'{path}:{number}'
@@ -32,7 +35,7 @@ def read_jsonl(path: pathlib.Path) -> list[tuple[str, dict]]:
   return records
 
 
-def read_json_list(path: pathlib.Path) -> list[tuple[str, dict]]:
+def read_json_list(path: epath.Path) -> list[tuple[str, dict]]:
   """`[('file[index]', entry)]` of a file holding one JSON list of objects."""
   text = path.read_text(encoding='utf-8')
   try:
@@ -46,7 +49,7 @@ def read_json_list(path: pathlib.Path) -> list[tuple[str, dict]]:
 
 def read_records(path) -> list[tuple[str, dict]]:
   """`.jsonl` -> `read_jsonl`, anything else -> `read_json_list`."""
-  path = pathlib.Path(path)
+  path = user_input.path(path)
   if not path.is_file():
     raise FileNotFoundError(f'annotation file not found: {path}')
   return read_jsonl(path) if path.suffix == '.jsonl' else read_json_list(path)

@@ -7,12 +7,12 @@ channel is above 127, or above 0 when the whole mask stays below 127 (0/1 masks,
 ARGenSeg scales by 255 for the same reason).
 """
 
-import pathlib
 import warnings
 
 import numpy as np
 from PIL import Image
 
+from argenseg_jax import user_input
 from argenseg_jax.image_io import MAX_PIXELS
 
 _GREY_MODES = ('1', 'L', 'I', 'F', 'I;16', 'I;16B', 'I;16L', 'I;16N')
@@ -35,13 +35,13 @@ def _foreground(pixels: np.ndarray, lossy: bool) -> np.ndarray:
 
 def read_mask(path, origin: str) -> np.ndarray:
   """Reads a mask file as bool `[H, W]`; errors name `origin` and the file."""
-  path = pathlib.Path(path)
+  path = user_input.path(path)
   if not path.is_file():
     raise FileNotFoundError(f'{origin}: mask not found: {path}')
   try:
     with warnings.catch_warnings():
       warnings.simplefilter('error', Image.DecompressionBombWarning)
-      with Image.open(path) as img:
+      with path.open('rb') as f, Image.open(f) as img:
         if img.width * img.height > MAX_PIXELS:
           raise ValueError(f'{img.width}x{img.height} pixels is over the limit {MAX_PIXELS}')
         pixels = _channel_max(img)

@@ -29,6 +29,7 @@ entries with no image or several images (no single-image segmentation sample).
 
 import os
 
+from argenseg_jax import user_input
 from argenseg_jax.chat_template import IMAGE
 from data_pipelines.conversations import check_conversation
 from data_pipelines.json_records import read_records
@@ -43,7 +44,7 @@ def _referring_record(entry: dict, origin: str, image_root: str) -> CocoRecord:
   info = entry['image_info']
   sentences = tuple(s['sent'] for s in entry['instruction'])
   segmentations = tuple(ann['segmentation'] for ann in entry['anns'])
-  return CocoRecord(os.path.join(image_root, info['file_name']), sentences, origin,
+  return CocoRecord(user_input.join(image_root, info['file_name']), sentences, origin,
                     int(info['height']), int(info['width']), segmentations)
 
 
@@ -54,8 +55,8 @@ def _conversation_record(entry: dict, origin: str, image_root: str) -> MaskFileR
   if turns and isinstance(turns[0].get('value'), str) and IMAGE not in turns[0]['value']:
     turns[0]['value'] = f'{IMAGE}\n' + turns[0]['value']
   turns = check_conversation(turns, len(masks), origin)
-  return MaskFileRecord(os.path.join(image_root, entry['image']), (), origin,
-                        tuple(os.path.join(image_root, m) for m in masks), tuple(turns))
+  return MaskFileRecord(user_input.join(image_root, entry['image']), (), origin,
+                        tuple(user_input.join(image_root, m) for m in masks), tuple(turns))
 
 
 def _skip_reason(entry: dict) -> str | None:

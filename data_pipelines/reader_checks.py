@@ -4,9 +4,9 @@ A reader skips an entry only for a documented reason and records it in its `skip
 list as `(origin, reason)`; a reader left with no sample raises `EmptyDatasetError`.
 """
 
-import pathlib
-
 from PIL import Image
+
+from argenseg_jax import user_input
 
 
 class EmptyDatasetError(ValueError):
@@ -26,11 +26,11 @@ def require_samples(samples: list, source, split: str | None, skipped: list[tupl
 def require_image(path: str, origin: str, shape: tuple[int, int] | None = None) -> str:
   """Returns `path` after checking that the image exists and, given `shape = (H, W)`,
   that its header has that size (the masks were made for it)."""
-  if not pathlib.Path(path).is_file():
+  if not user_input.path(path).is_file():
     raise FileNotFoundError(f'{origin}: image not found: {path}')
   if shape is not None:
     try:
-      with Image.open(path) as img:
+      with user_input.path(path).open('rb') as f, Image.open(f) as img:
         width, height = img.size
     except (OSError, SyntaxError) as e:
       raise ValueError(f'{origin}: {path} is not a readable image: {e}') from None

@@ -23,9 +23,11 @@ builds plain lists, dicts, strings and numbers.
 import dataclasses
 import json
 import os
-import pathlib
 import pickle
 
+from etils import epath
+
+from argenseg_jax import user_input
 from data_pipelines.lazy_samples import CocoRecord, RecordSource
 from data_pipelines.reader_checks import EmptyDatasetError
 
@@ -43,13 +45,13 @@ class _PlainUnpickler(pickle.Unpickler):
                                  'strings and numbers are accepted in a refs file')
 
 
-def load_refs(path: pathlib.Path) -> list[dict]:
+def load_refs(path: epath.Path) -> list[dict]:
   """A `refs(*).p` pickle or `grefs(*).json` list -> the list of ref dicts, checked."""
   try:
     if path.suffix == '.json':
       refs = json.loads(path.read_text(encoding='utf-8'))
     else:
-      with open(path, 'rb') as f:
+      with path.open('rb') as f:
         refs = _PlainUnpickler(f).load()
   except (pickle.UnpicklingError, json.JSONDecodeError, EOFError, UnicodeDecodeError) as e:
     raise ValueError(f'{path}: cannot read the refs ({e}).') from None
@@ -65,8 +67,8 @@ def load_refs(path: pathlib.Path) -> list[dict]:
 @dataclasses.dataclass
 class RefCocoFiles:
   """The parsed files of one dataset folder (annotations indexed by id)."""
-  refs_path: pathlib.Path
-  instances_path: pathlib.Path
+  refs_path: epath.Path
+  instances_path: epath.Path
   refs: list[dict]
   images: dict[int, dict]
   annotations: dict[int, dict]
@@ -76,7 +78,7 @@ class RefCocoFiles:
     return sorted({ref['split'] for ref in self.refs})
 
 
-def _find_refs_file(dataset_dir: pathlib.Path, split_by: str | None = None) -> pathlib.Path:
+def _find_refs_file(dataset_dir: epath.Path, split_by: str | None = None) -> epath.Path:
   """The refs file of a dataset folder; `split_by` (unc, umd, google) defaults to umd
   when `refs(umd).p` is there (RefCOCOg, as PSALM), else unc."""
   if split_by is None:
@@ -90,7 +92,7 @@ def _find_refs_file(dataset_dir: pathlib.Path, split_by: str | None = None) -> p
 
 def load_refcoco(dataset_dir, split_by: str | None = None) -> RefCocoFiles:
   """Reads the refs file and `instances.json` of `dataset_dir`."""
-  dataset_dir = pathlib.Path(dataset_dir)
+  dataset_dir = user_input.path(dataset_dir)
   refs_path = _find_refs_file(dataset_dir, split_by)
   instances_path = dataset_dir / 'instances.json'
   if not instances_path.is_file():
@@ -104,7 +106,7 @@ def load_refcoco(dataset_dir, split_by: str | None = None) -> RefCocoFiles:
   return RefCocoFiles(refs_path, instances_path, load_refs(refs_path), images, annotations)
 
 
-def _find_image_dir(refer_root: pathlib.Path) -> pathlib.Path:
+def _find_image_dir(refer_root: epath.Path) -> epath.Path:
   """The first of `IMAGE_DIRS` that exists under `refer_root`."""
   for name in IMAGE_DIRS:
     if (refer_root / name).is_dir():
@@ -135,7 +137,7 @@ def _record(files: RefCocoFiles, ref: dict, origin: str, image_root: str) -> Coc
     if ann_id not in files.annotations:
       raise ValueError(f'{origin}: annotation {ann_id} is not in {files.instances_path}.')
     segmentations.append(files.annotations[ann_id]['segmentation'])
-  return CocoRecord(os.path.join(image_root, image['file_name']),
+  return CocoRecord(user_input.join(image_root, image['file_name']),
                     tuple(s['sent'] for s in ref['sentences']), origin,
                     int(image['height']), int(image['width']), tuple(segmentations))
 

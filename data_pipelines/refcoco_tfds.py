@@ -25,12 +25,12 @@ as `image_io.to_rgb`) and whose masks are bool `[H, W]`.
 import dataclasses
 import io
 import os
-import pathlib
 
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from argenseg_jax import user_input
 from argenseg_jax.image_io import to_rgb
 from argenseg_jax.ref_sample import RefSample
 from data_pipelines.refcoco_reader import IMAGE_DIRS, RefCocoReader, load_refcoco
@@ -91,7 +91,7 @@ class ArgensegRefcoco(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    manual_dir = pathlib.Path(dl_manager.manual_dir)
+    manual_dir = user_input.path(dl_manager.manual_dir)
     files = load_refcoco(manual_dir / self.builder_config.folder, self.builder_config.split_by)
     return {split: self._generate_examples(RefCocoReader(files, split)) for split in files.splits}
 
@@ -99,11 +99,11 @@ class ArgensegRefcoco(tfds.core.GeneratorBasedBuilder):
     for i in range(len(reader)):
       sample = reader[i]
       yield sample.origin, {
-          'image': pathlib.Path(sample.image).read_bytes(),
+          'image': user_input.path(sample.image).read_bytes(),
           'masks': [_png(m) for m in sample.masks],
           'sentences': sample.sentences,
           'origin': sample.origin,
-          'image_file': os.path.basename(sample.image),
+          'image_file': user_input.path(sample.image).name,
       }
 
 

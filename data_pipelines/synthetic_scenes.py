@@ -45,12 +45,12 @@ import dataclasses
 import functools
 import json
 import math
-import pathlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from PIL import Image
+from etils import epath
 
+from argenseg_jax import image_io, user_input
 from argenseg_jax.ref_sample import RefSample
 
 REFERENCE_SIZE = 128  # the pixel lengths below are for this canvas size
@@ -426,25 +426,24 @@ class SyntheticScenes:
     return f'synthetic(seed={self.seed})[{i}]'
 
 
-def write_samples(source: Sequence[RefSample], out_dir: str | pathlib.Path,
-                  n: int) -> pathlib.Path:
+def write_samples(source: Sequence[RefSample], out_dir: epath.PathLike,
+                  n: int) -> epath.Path:
   """Writes samples `0..n-1` as `images/`, `masks/` PNGs and `annotations.jsonl`.
 
   Images are RGB, masks 8-bit grey 0/255; each jsonl line is
   `{"image": "images/000000.png", "mask": "masks/000000.png", "expressions": [...]}`
-  with paths relative to `out_dir`. Returns the jsonl path.
+  with paths relative to `out_dir` (local or cloud). Returns the jsonl path.
   """
-  out = pathlib.Path(out_dir)
-  (out / 'images').mkdir(parents=True, exist_ok=True)
-  (out / 'masks').mkdir(parents=True, exist_ok=True)
+  out = user_input.path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
   lines = []
   for i in range(n):
     sample = source[i]
     if len(sample.masks) != 1:
       raise ValueError(f'{sample.origin}: expected one mask, got {len(sample.masks)}.')
     image, mask = f'images/{i:06d}.png', f'masks/{i:06d}.png'
-    Image.fromarray(np.asarray(sample.image, np.uint8)).save(out / image)
-    Image.fromarray(sample.masks[0].astype(np.uint8) * 255).save(out / mask)
+    image_io.write_png(out / image, np.asarray(sample.image, np.uint8))
+    image_io.write_png(out / mask, sample.masks[0].astype(np.uint8) * 255)
     lines.append(json.dumps({'image': image, 'mask': mask, 'expressions': sample.sentences}))
   path = out / 'annotations.jsonl'
   path.write_text(''.join(line + '\n' for line in lines))

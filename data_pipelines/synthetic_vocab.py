@@ -16,7 +16,7 @@ import sys
 
 import sentencepiece as spm
 
-from argenseg_jax import chat_template
+from argenseg_jax import chat_template, user_input
 from data_pipelines import synthetic_scenes as scenes
 
 VOCAB_SIZE = 400  # 3 control pieces, 256 bytes, the characters and merges of the corpus
@@ -54,8 +54,7 @@ def main(argv) -> int:
   if len(argv) != 2:
     print(__doc__.strip().splitlines()[3].strip(), file=sys.stderr)
     return 2
-  with open(argv[1], 'wb') as f:
-    f.write(train_vocabulary())
+  user_input.path(argv[1]).write_bytes(train_vocabulary())
   return 0
 
 

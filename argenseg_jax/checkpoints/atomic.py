@@ -1,14 +1,21 @@
 """Writing a checkpoint directory so that it is either complete or absent, and never over
-files we did not write."""
+files we did not write; local or cloud (`user_input.path`).
+
+On a local disk the new directory replaces the old one in one rename. Object stores
+(gs://, s3://) have no directories: there a rename moves object by object, so a reader
+may briefly see part of the new directory; the marker file of the format (which
+readers check first) is moved last.
+"""
 
 import contextlib
 import dataclasses
 import json
-import os
 import pathlib
-import shutil
+import secrets
 import tempfile
 from collections.abc import Callable
+
+from etils import epath
 
 from argenseg_jax import user_input
 
@@ -21,7 +28,7 @@ class DirFormat:
   marker: str
   names: frozenset[str]
 
-  def owns(self, path: pathlib.Path) -> bool:
+  def owns(self, path: epath.Path) -> bool:
     """Whether the directory `path` holds our marker and nothing but our entries."""
     if not {p.name for p in path.iterdir()} <= self.names:
       return False
@@ -35,15 +42,16 @@ class TargetError(ValueError):
   """Writing to this directory would replace files we did not write."""
 
 
-def _foreign(out_dir: pathlib.Path, fmt: DirFormat) -> bool:
+def _foreign(out_dir: epath.Path, fmt: DirFormat) -> bool:
   return out_dir.is_dir() and any(out_dir.iterdir()) and not fmt.owns(out_dir)
 
 
-def check_target(out_dir, fmt: DirFormat, overwrite: bool = False) -> pathlib.Path:
+def check_target(out_dir, fmt: DirFormat, overwrite: bool = False) -> epath.Path:
   """`out_dir` made absolute, once it is clear that writing a `fmt` directory there loses
   nothing: it is absent, empty or one of ours. `overwrite` allows any other directory
   (our entries in it are replaced, all other files kept)."""
-  out_dir = user_input.folder_path(pathlib.Path(out_dir).absolute(), 'output directory')
+  out_dir = user_input.folder_path(user_input.path(out_dir, absolute=True),
+                                   'output directory')
   if not overwrite and _foreign(out_dir, fmt):
     theirs = sorted(p.name for p in out_dir.iterdir())
     raise TargetError(
@@ -53,27 +61,45 @@ def check_target(out_dir, fmt: DirFormat, overwrite: bool = False) -> pathlib.Pa
   return out_dir
 
 
-def _swap(tmp: pathlib.Path, out_dir: pathlib.Path) -> None:
-  """`tmp` becomes `out_dir` in one rename (an old `out_dir`, all ours, is deleted)."""
-  old = None
+def _sibling(path: epath.Path, kind: str) -> epath.Path:
+  """A new name beside `path` (`.NAME.KIND.RANDOM`) for a temporary directory."""
+  return path.parent / f'.{path.name}.{kind}.{secrets.token_hex(6)}'
+
+
+def _remove(path: epath.Path) -> None:
+  """Deletes the file or directory `path` if it is there (what is left on an error stays)."""
+  try:
+    path.rmtree(missing_ok=True)
+  except OSError:
+    pass
+
+
+def _swap(tmp: epath.Path, out_dir: epath.Path, marker: str) -> None:
+  """`tmp` becomes `out_dir` in one rename (an old `out_dir`, all ours, is deleted). In an
+  object store, where a rename moves object by object, the marker goes in last."""
+  old = held = None
   if out_dir.exists():
-    old = pathlib.Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.old.', dir=out_dir.parent))
-    os.replace(out_dir, old / out_dir.name)
-  os.replace(tmp, out_dir)
+    old = out_dir.rename(_sibling(out_dir, 'old'))
+  if not user_input.is_local(out_dir) and (tmp / marker).exists():
+    held = (tmp / marker).rename(_sibling(out_dir, 'marker'))
+  tmp.rename(out_dir)
+  if held is not None:
+    held.rename(out_dir / marker)
   if old is not None:
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
 
 
-def _merge(tmp: pathlib.Path, out_dir: pathlib.Path, fmt: DirFormat) -> None:
-  """The entries of `tmp` moved into `out_dir`, whose entries of `fmt.names` are deleted
-  first (a stale one could shadow the new files) and whose other files stay."""
-  old = pathlib.Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.old.', dir=out_dir.parent))
-  for entry in out_dir.iterdir():
-    if entry.name in fmt.names:
-      os.replace(entry, old / entry.name)
-  for entry in tmp.iterdir():
-    os.replace(entry, out_dir / entry.name)
-  shutil.rmtree(old, ignore_errors=True)
+def _merge(tmp: epath.Path, out_dir: epath.Path, fmt: DirFormat) -> None:
+  """The entries of `tmp` moved into `out_dir` (the marker last), whose entries of
+  `fmt.names` are first moved aside (a stale one could shadow the new files; the marker
+  first) and then deleted, and whose other files stay."""
+  ours = sorted((p for p in out_dir.iterdir() if p.name in fmt.names),
+                key=lambda p: p.name != fmt.marker)
+  aside = [entry.rename(_sibling(entry, 'old')) for entry in ours]
+  for entry in sorted(tmp.iterdir(), key=lambda p: p.name == fmt.marker):
+    entry.rename(out_dir / entry.name)
+  for entry in aside:
+    _remove(entry)
 
 
 @contextlib.contextmanager
@@ -83,20 +109,45 @@ def atomic_directory(out_dir, fmt: DirFormat, overwrite: bool = False):
   on error it is removed. Refuses the same targets as `check_target`, before yielding."""
   out_dir = check_target(out_dir, fmt, overwrite)
   out_dir.parent.mkdir(parents=True, exist_ok=True)
-  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', dir=out_dir.parent))
+  tmp = _sibling(out_dir, 'tmp')
+  tmp.mkdir()
   try:
     yield tmp
     if _foreign(out_dir, fmt):
       _merge(tmp, out_dir, fmt)
     else:
-      _swap(tmp, out_dir)
+      _swap(tmp, out_dir, fmt.marker)
   finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove(tmp)
 
 
-def write_atomic(path, write: Callable[[pathlib.Path], object]) -> None:
+def write_atomic(path, write: Callable[[epath.Path], object]) -> None:
   """`write(tmp)` then renames `tmp` to `path`: readers see the old file or the new one."""
-  path = pathlib.Path(path)
+  path = user_input.path(path)
   tmp = path.with_name(f'.tmp-{path.name}')
   write(tmp)
-  os.replace(tmp, path)
+  tmp.replace(path)
+
+
+def _upload(local: pathlib.Path, target: epath.Path) -> None:
+  """Copies the file or directory tree `local` to `target`."""
+  if local.is_dir():
+    target.mkdir(parents=True, exist_ok=True)
+    for entry in local.iterdir():
+      _upload(entry, target / entry.name)
+  else:
+    epath.Path(local).copy(target)
+
+
+def write_local(path, write: Callable[[pathlib.Path], object]) -> None:
+  """`write(file)` for writers that only take local file names (safetensors, the
+  streaming converter): into a local `path` directly, for a cloud one into a local
+  temporary folder whose result (file or directory) is then copied there."""
+  path = user_input.path(path)
+  if user_input.is_local(path):
+    write(pathlib.Path(path))
+    return
+  with tempfile.TemporaryDirectory() as staging:
+    local = pathlib.Path(staging) / path.name
+    write(local)
+    _upload(local, path)

@@ -3,16 +3,23 @@
 `config.json`, `model.safetensors` or sharded `model-0000x-of-0000y.safetensors` with
 `model.safetensors.index.json` (opened lazily: a tensor is read when it is used), and the
 tokenizer files (`tokenizer.model` plus the added tokens in `added_tokens.json` or
-`tokenizer_config.json`).
+`tokenizer_config.json`). A directory in the cloud (`user_input.path`) is read the same
+way from a local copy of each safetensors file, made when the file is opened and
+deleted once no tensor of it is left.
 """
 
 import math
-import pathlib
+import os
+import shutil
+import tempfile
+import weakref
 
 import ml_dtypes
 import numpy as np
+from etils import epath
 from safetensors import safe_open
 
+from argenseg_jax import user_input
 from argenseg_jax.checkpoints.torch_files import CheckpointError
 from argenseg_jax.dir_json import read_dir_json, read_json
 
@@ -37,7 +44,7 @@ class LazyTensor:
   `t[a:b]` only rows `a:b` of its leading axis. The file is opened per read, so nothing
   stays mapped between reads."""
 
-  def __init__(self, file: pathlib.Path, key: str, shape: tuple, dtype: np.dtype):
+  def __init__(self, file: os.PathLike, key: str, shape: tuple, dtype: np.dtype):
     self.file, self.key, self.shape, self.dtype = file, key, shape, dtype
 
   @property
@@ -54,9 +61,23 @@ class LazyTensor:
     return value if dtype is None else value.astype(dtype, copy=False)
 
 
-def _open_file(path: pathlib.Path) -> dict[str, LazyTensor]:
+class _LocalCopy(os.PathLike):
+  """A local temporary copy of a cloud file, deleted with the last reference to it."""
+
+  def __init__(self, source: epath.Path):
+    handle, self.name = tempfile.mkstemp(suffix=source.suffix)
+    weakref.finalize(self, os.remove, self.name)
+    with os.fdopen(handle, 'wb') as out, source.open('rb') as f:
+      shutil.copyfileobj(f, out)
+
+  def __fspath__(self) -> str:
+    return self.name
+
+
+def _open_file(path: epath.Path) -> dict[str, LazyTensor]:
+  local = path if user_input.is_local(path) else _LocalCopy(path)
   try:
-    with safe_open(path, 'numpy') as f:
+    with safe_open(local, 'numpy') as f:
       slices = {k: f.get_slice(k) for k in f.keys()}
       specs = {k: (v.get_shape(), v.get_dtype()) for k, v in slices.items()}
   except Exception as e:
@@ -64,13 +85,13 @@ def _open_file(path: pathlib.Path) -> dict[str, LazyTensor]:
   unknown = {k: d for k, (_, d) in specs.items() if d not in DTYPES}
   if unknown:
     raise CheckpointError(f'{path} holds tensors of unsupported dtypes: {unknown}.')
-  return {k: LazyTensor(path, k, tuple(s), np.dtype(DTYPES[d])) for k, (s, d) in specs.items()}
+  return {k: LazyTensor(local, k, tuple(s), np.dtype(DTYPES[d])) for k, (s, d) in specs.items()}
 
 
 def open_weights(path) -> dict[str, LazyTensor]:
   """`{key: LazyTensor}` of every tensor of the directory (only the headers are read),
   checking the shard index against the files."""
-  path = pathlib.Path(path)
+  path = user_input.path(path)
   if (path / INDEX).is_file():
     weight_map = read_json(path / INDEX, CheckpointError).get('weight_map', {})
     shards = sorted(set(weight_map.values()))
@@ -92,7 +113,7 @@ def open_weights(path) -> dict[str, LazyTensor]:
 
 def read_added_tokens(path) -> dict[str, int]:
   """`{token: id}` of the tokenizer's added (special) tokens."""
-  path = pathlib.Path(path)
+  path = user_input.path(path)
   if (path / ADDED_TOKENS_FILE).is_file():
     return {k: int(v) for k, v in read_json(path / ADDED_TOKENS_FILE, CheckpointError).items()}
   if (path / 'tokenizer_config.json').is_file():

@@ -1,15 +1,19 @@
-"""Reading PyTorch weight files into numpy, without ever unpickling code."""
+"""Reading PyTorch weight files into numpy, without ever unpickling code; local files
+are memory-mapped, cloud ones (`user_input.path`) read whole."""
 
-import pathlib
+import io
 
 import numpy as np
+from etils import epath
+
+from argenseg_jax import user_input
 
 
 class CheckpointError(ValueError):
   """A checkpoint that cannot be used: the message names the key and the fix."""
 
 
-def _require_file(path: pathlib.Path) -> None:
+def _require_file(path: epath.Path) -> None:
   if not path.exists():
     raise FileNotFoundError(f'checkpoint not found: {path}')
   if not path.is_file():
@@ -18,7 +22,7 @@ def _require_file(path: pathlib.Path) -> None:
 
 def read_pth(path) -> dict[str, np.ndarray]:
   """A `.pth` state_dict as `{key: float32/int ndarray}` (`torch.load(weights_only=True)`)."""
-  path = pathlib.Path(path)
+  path = user_input.path(path)
   _require_file(path)
   try:
     import torch  # pylint: disable=import-outside-toplevel
@@ -27,7 +31,10 @@ def read_pth(path) -> dict[str, np.ndarray]:
         f'reading {path.name} needs PyTorch: pip install -e ".[convert]" '
         '(or convert once elsewhere with `argenseg convert`).') from None
   try:
-    obj = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    if user_input.is_local(path):
+      obj = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    else:
+      obj = torch.load(io.BytesIO(path.read_bytes()), map_location='cpu', weights_only=True)
   except Exception as e:  # torch raises many types for corrupt files.
     raise CheckpointError(f'{path} is not a readable PyTorch weights file '
                           f'(torch.load(weights_only=True) said: {e})') from e
@@ -41,10 +48,10 @@ def read_pth(path) -> dict[str, np.ndarray]:
 
 def read_safetensors(path) -> dict[str, np.ndarray]:
   """A safetensors file as `{key: ndarray}` (no torch needed)."""
-  from safetensors.numpy import load_file  # pylint: disable=import-outside-toplevel
-  path = pathlib.Path(path)
+  from safetensors.numpy import load, load_file  # pylint: disable=import-outside-toplevel
+  path = user_input.path(path)
   _require_file(path)
   try:
-    return load_file(str(path))
+    return load_file(str(path)) if user_input.is_local(path) else load(path.read_bytes())
   except Exception as e:
     raise CheckpointError(f'{path} is not a readable safetensors file: {e}') from e

@@ -14,7 +14,6 @@
 
 import argparse
 import os
-import pathlib
 import sys
 import time
 
@@ -60,8 +59,9 @@ def _vae_roundtrip(args) -> int:
   final = images[-1] if args.previews else images
   out = image_io.write_png(args.out, image_io.signed_to_uint8(final[0]))
   if args.previews:
+    previews = user_input.path(args.previews)
     for si, img in enumerate(images):
-      image_io.write_png(pathlib.Path(args.previews) / f'scale{si:02d}_pn{tok.patch_nums[si]}.png',
+      image_io.write_png(previews / f'scale{si:02d}_pn{tok.patch_nums[si]}.png',
                          image_io.signed_to_uint8(img[0]))
   iou = segment.iou(image_io.binarize(final[0]), image_io.binarize(x[0]))
   print(f'encoded {args.image} into {sum(c.size for c in codes)} codes over scales '
@@ -182,7 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
                       ', configs/train_argenseg8b.py). Fields can be overridden with '
                       '--config.FIELD=VALUE (e.g. --config.data.spec=custom:train.jsonl).')
   tr.add_argument('--config', required=True, help='configs/NAME.py[:ARGS] or NAME[:ARGS]')
-  tr.add_argument('--workdir', required=True, help='checkpoints, metrics, TensorBoard, export')
+  tr.add_argument('--workdir', required=True, help='checkpoints, metrics, TensorBoard, export; '
+                  'a local folder or a cloud one (gs://BUCKET/RUN)')
   tr.set_defaults(func=_train)
 
   ev = sub.add_parser('eval', help='evaluate a checkpoint on a referring dataset',

@@ -3,7 +3,6 @@
 (`evaluation/evaluator.py`, `evaluation/grounding.py`); here the data is opened."""
 
 import dataclasses
-import pathlib
 
 import jax
 
@@ -54,7 +53,7 @@ def run_eval(args) -> int:
                     data=args.data)
   if jax.process_index() == 0:
     print(evaluator.format_summary(report))
-    print(f'report -> {pathlib.Path(args.out) / "report.json"}')
+    print(f'report -> {user_input.path(args.out) / "report.json"}')
   return 0
 
 

@@ -3,11 +3,10 @@ model loads (outputs writable and distinct, no special tokens), then the answers
 overlay, previews and the IoU with a target."""
 
 import json
-import os
-import pathlib
 from typing import NamedTuple
 
 import numpy as np
+from etils import epath
 
 from argenseg_jax import bundled, chat_template, image_io, user_input
 from argenseg_jax.evaluation import metrics
@@ -21,8 +20,8 @@ class Job(NamedTuple):
   'FILE:LINE: "out"'), `origin` the request ('' or 'FILE:LINE: ')."""
   image: str
   question: str | chat_template.Referring
-  out: pathlib.Path              # the first mask; mask k > 0 goes to OUT_k.png
-  previews: pathlib.Path | None  # folder for the first mask's decode of every scale
+  out: epath.Path              # the first mask; mask k > 0 goes to OUT_k.png
+  previews: epath.Path | None  # folder for the first mask's decode of every scale
   where: str
   origin: str = ''
 
@@ -52,7 +51,7 @@ def parse_question(prompt, expression, names: tuple[str, str], where: str = ''):
 BATCH_KEYS = ('image', 'prompt', 'expression', 'out')
 
 
-def batch_jobs(path: pathlib.Path, previews) -> list[Job]:
+def batch_jobs(path: epath.Path, previews) -> list[Job]:
   """The requests of a `--batch` jsonl file; a line without "out" writes
   IMAGE_lineN_mask.png (N: its line number), and its previews go to PREVIEWS/lineN."""
   if not path.is_file():
@@ -76,9 +75,9 @@ def batch_jobs(path: pathlib.Path, previews) -> list[Job]:
     if image is None or question is None:
       raise expected
     out = text_arg(row.get('out'), '"out"', 'give a PNG file name or leave "out" out', where)
-    out = pathlib.Path(out or f'{pathlib.Path(image).stem}_line{n}_mask.png')
-    jobs.append(Job(image, question, out, pathlib.Path(previews) / f'line{n}' if previews
-                     else None, f'{path}:{n}: "out"', where))
+    out = user_input.path(out or f'{user_input.path(image).stem}_line{n}_mask.png')
+    jobs.append(Job(image, question, out, user_input.path(previews) / f'line{n}' if previews
+                    else None, f'{path}:{n}: "out"', where))
   if not jobs:
     raise ValueError(f'{path} holds no {{"image", "prompt"}} lines.')
   return jobs
@@ -93,16 +92,16 @@ def requests_of(args) -> list[Job]:
     for flag, value in (('--target', args.target), ('--overlay', args.overlay)):
       if value:
         raise ValueError(f'{flag} is about one image: use it with --image, not --batch.')
-    return batch_jobs(pathlib.Path(args.batch), args.previews)
+    return batch_jobs(user_input.path(args.batch), args.previews)
   if not (args.image or text or args.checkpoint):  # the demo: bundled model and scene
     print(f'using the bundled scene ({bundled.SCENE.name}, "{bundled.SCENE_EXPRESSION}")')
     args.target = args.target or str(bundled.SCENE_TARGET)
     args.image, text = str(bundled.SCENE), chat_template.Referring((bundled.SCENE_EXPRESSION,))
   if not (args.image and text):
     raise ValueError('give --image and --prompt/--expression, or --batch FILE.jsonl.')
-  out = pathlib.Path(args.out or f'{pathlib.Path(args.image).stem}_mask.png')
-  return [Job(args.image, text, out, pathlib.Path(args.previews) if args.previews else None,
-               '--out')]
+  out = user_input.path(args.out or f'{user_input.path(args.image).stem}_mask.png')
+  return [Job(args.image, text, out, user_input.path(args.previews) if args.previews else None,
+              '--out')]
 
 
 def check_outputs(jobs: list[Job], overlay) -> None:
@@ -111,8 +110,7 @@ def check_outputs(jobs: list[Job], overlay) -> None:
   owners = {}
   files = [(j.out, j.where) for j in jobs] + ([(overlay, '--overlay')] if overlay else [])
   for path, what in files:
-    user_input.png_path(path, what)
-    key = pathlib.Path(os.path.normcase(os.path.abspath(path)))
+    key = user_input.png_path(path, what)
     if key in owners:
       raise ValueError(f'{what} {path}: {owners[key]} writes that file too; give each its '
                        'own name.')
@@ -131,7 +129,7 @@ def check_outputs(jobs: list[Job], overlay) -> None:
 def check_questions(jobs: list[Job], checkpoint) -> None:
   """A question that spells a special token is refused, naming its request, before the
   model is loaded (the tokenizer says which tokens are special)."""
-  if not pathlib.Path(checkpoint).is_dir():
+  if not user_input.path(checkpoint).is_dir():
     return  # `Segmenter.load` names the missing directory
   tokenizer = load_tokenizer(checkpoint)
   for job in jobs:

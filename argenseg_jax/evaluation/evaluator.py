@@ -18,12 +18,12 @@ all-gathered and process 0 writes `report.json` and the overlays.
 import dataclasses
 import datetime
 import json
-import pathlib
 import time
 from typing import Iterator, Sequence
 
 import jax
 import numpy as np
+from etils import epath
 from jax.experimental import multihost_utils
 from PIL import Image
 
@@ -123,7 +123,7 @@ def _gather(acc: metrics.MetricAccumulator, rows: np.ndarray, counts: np.ndarray
   return acc, rows, multihost_utils.process_allgather(counts).sum(0)
 
 
-def save_overlay(path: pathlib.Path, q: Query, pred: np.ndarray) -> None:
+def save_overlay(path: epath.Path, q: Query, pred: np.ndarray) -> None:
   """`[ground truth | prediction]`, each outlined on the image, uint8 `[H, 2W, 3]`."""
   both = np.concatenate([image_io.overlay(q.image, q.gt),
                          image_io.overlay(q.image, pred)], axis=1)
@@ -160,7 +160,7 @@ def _per_query(rows: np.ndarray) -> list[dict]:
 
 
 def evaluate_shard(segmenter, source: Sequence[RefSample], indices: range, *, protocol: str,
-                   batch_size: int, out_dir: pathlib.Path, num_overlays: int,
+                   batch_size: int, out_dir: epath.Path, num_overlays: int,
                    progress: bool):
   """This process's part: `(accumulator, rows [n, len(ROW)], skipped, overlays)`."""
   acc, rows, skipped, overlays = metrics.MetricAccumulator(), [], [], []
@@ -194,7 +194,7 @@ def evaluate(segmenter, source: Sequence[RefSample], *, batch_size: int,
   n = len(source) if max_samples is None else min(len(source), max_samples)
   pid, pcount = jax.process_index(), jax.process_count()
   indices = shard_range(n, pid, pcount)
-  out_dir = user_input.folder_path(pathlib.Path(out_dir).absolute(), 'out_dir')
+  out_dir = user_input.folder_path(user_input.path(out_dir, absolute=True), 'out_dir')
   started, t0 = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
   acc, rows, skipped, overlays = evaluate_shard(
       segmenter, source, indices, protocol=protocol, batch_size=batch_size, out_dir=out_dir,

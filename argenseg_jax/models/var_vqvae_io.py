@@ -6,14 +6,14 @@ with '/'-joined parameter paths), written by `argenseg convert vae`.
 """
 
 import json
-import pathlib
 
 import ml_collections
 import numpy as np
+from etils import epath
 
-from argenseg_jax import config_args
+from argenseg_jax import config_args, user_input
 from argenseg_jax.checkpoints import params
-from argenseg_jax.checkpoints.atomic import DirFormat, atomic_directory
+from argenseg_jax.checkpoints.atomic import DirFormat, atomic_directory, write_local
 from argenseg_jax.checkpoints.conversion import Rule
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_pth, read_safetensors
 from argenseg_jax.models.var_vqvae import VQVAE
@@ -128,14 +128,14 @@ def from_torch_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections
 
 
 def save_vqvae(model: VQVAE, cfg: ml_collections.ConfigDict, out_dir,
-               overwrite: bool = False) -> pathlib.Path:
+               overwrite: bool = False) -> epath.Path:
   """Writes `out_dir/{config.json, params.safetensors}` atomically (temp dir + rename);
   a non-empty `out_dir` we did not write is refused unless `overwrite`."""
   with atomic_directory(out_dir, DIR_FORMAT, overwrite) as tmp:
-    params.save_safetensors(model, tmp / PARAMS_FILE)
+    write_local(tmp / PARAMS_FILE, lambda file: params.save_safetensors(model, file))
     (tmp / 'config.json').write_text(json.dumps(
         {'format': FORMAT, 'version': 1, 'model': cfg.to_dict()}, indent=1))
-  return pathlib.Path(out_dir).absolute()
+  return user_input.path(out_dir, absolute=True)
 
 
 def load_vqvae(path, cfg: ml_collections.ConfigDict | None = None
@@ -144,7 +144,7 @@ def load_vqvae(path, cfg: ml_collections.ConfigDict | None = None
 
   Returns `(model, cfg)`. A config given for our format must agree with the stored one.
   """
-  path = pathlib.Path(path)
+  path = user_input.path(path)
   if not path.exists():
     raise FileNotFoundError(f'VQ-VAE checkpoint not found: {path}')
   if path.is_dir():

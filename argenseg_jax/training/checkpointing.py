@@ -6,15 +6,19 @@
 
 Saves are asynchronous and keep `max_to_keep` steps; a step becomes visible only once
 fully written (orbax commits it by renaming a temporary directory), so a run killed
-mid-save restarts from the previous step. Call `close()` on every exit path.
+mid-save restarts from the previous step. Call `close()` on every exit path. The
+directory may be a cloud one (`gs://...`): orbax writes it through `epath` and
+tensorstore.
 """
 
 import json
-import pathlib
 
 import grain
 import jax
 import orbax.checkpoint as ocp
+from etils import epath
+
+from argenseg_jax import user_input
 
 FORMAT_VERSION = 1
 
@@ -25,7 +29,7 @@ class ResumeError(ValueError):
 
 class Checkpointer:
   def __init__(self, directory, *, max_to_keep: int = 2, async_save: bool = True):
-    self.directory = pathlib.Path(directory).absolute()
+    self.directory = user_input.path(directory, absolute=True)
     self.manager = ocp.CheckpointManager(
         self.directory, item_names=('state', 'data', 'meta'),
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
@@ -63,7 +67,7 @@ class Checkpointer:
         data=grain.checkpoint.CheckpointRestore(data_iterator)))
     return restored.state
 
-  def _read(self, where: pathlib.Path, args):
+  def _read(self, where: epath.Path, args):
     """`manager.restore` of the step at `where`; a damaged step is a `ResumeError`."""
     try:
       return self.manager.restore(int(where.name), args=args)

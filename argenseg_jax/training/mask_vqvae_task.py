@@ -19,13 +19,13 @@ Export: `save_vqvae` files and `metrics.json`, the round trip of the held-out ma
 
 import functools
 import json
-import pathlib
 
 import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from etils import epath
 
 from argenseg_jax import image_io
 from argenseg_jax.evaluation import metrics
@@ -80,7 +80,7 @@ class MaskVQVAETask:
   progress = 'loss {loss:.4f} (l1 {l1:.3f} vq {vq:.3f})'
   counts = {'masks': lambda batch: batch['grey'].shape[0]}
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: pathlib.Path, inputs):
+  def __init__(self, config: ml_collections.ConfigDict, workdir: epath.Path, inputs):
     del workdir
     check_config(config.model)
     self.config, self.model_cfg = config, config.model

@@ -11,15 +11,15 @@ What is trained is `config.task` (`TASKS`): ARGenSeg (`argenseg_task.py`) or a m
 VQ-VAE (`mask_vqvae_task.py`); the task gives the model, its data, loss, export and what
 runs between steps, this loop the rest.
 
-Writes `DIR/metrics.jsonl`, TensorBoard events in `DIR/tensorboard/`, and at the end an
-inference checkpoint `DIR/export/` (`argenseg segment --checkpoint DIR/export`, or for
+`DIR` is a local folder or a cloud one (`gs://bucket/run`; `user_input.path`). Writes
+`DIR/metrics.jsonl`, TensorBoard events in `DIR/tensorboard/`, and at the end an inference
+checkpoint `DIR/export/` (`argenseg segment --checkpoint DIR/export`, or for
 the mask VQ-VAE `argenseg vae-roundtrip --checkpoint DIR/export`); `export_every=N` also
 writes one every N steps to `DIR/exports/step_N/` (for learning curves: `argenseg eval`
 on each).
 """
 
 import logging
-import pathlib
 import signal
 import time
 
@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from etils import epath
 
 from argenseg_jax import distributed, sharding, user_input
 from argenseg_jax.checkpoints import atomic
@@ -47,7 +48,7 @@ class NonFiniteLossError(FloatingPointError):
 class Preempted(Exception):
   """SIGTERM stopped the run early, after saving `step` in `directory`."""
 
-  def __init__(self, step: int, num_steps: int, directory: pathlib.Path):
+  def __init__(self, step: int, num_steps: int, directory: epath.Path):
     super().__init__(f'stopped early by SIGTERM at step {step} of {num_steps}; saved step '
                      f'{step} in {directory}. Rerun the same command to resume.')
     self.step = step
@@ -101,7 +102,7 @@ def train(config: ml_collections.ConfigDict, workdir, inputs) -> dict:
   if config.task not in TASKS:
     raise ValueError(f'task must be one of {sorted(TASKS)}, got {config.task!r}.')
   task_type = TASKS[config.task]
-  workdir = user_input.folder_path(pathlib.Path(workdir).absolute(), 'workdir')
+  workdir = user_input.folder_path(user_input.path(workdir, absolute=True), 'workdir')
   if config.export:
     atomic.check_target(workdir / 'export', task_type.export_format)
   workdir.mkdir(parents=True, exist_ok=True)
