@@ -51,7 +51,7 @@ def width_scaled_init(width: int) -> float:
 
 
 def _small_parts(init: str):
-  image = config_args.load_config('internvl_vision:variant=tiny,freeze_backbone=false')
+  image = config_args.load_config('internvl_vision:variant=tiny')
   image.vision.update(image_size=128, patch_size=8, posemb_init='sincos2d')
   llm = config_args.load_config('internlm2:variant=small')
   image.llm_hidden_size = llm.hidden_size

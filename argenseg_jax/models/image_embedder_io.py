@@ -71,8 +71,7 @@ def embedder_config_from_hf(hf_chat: dict, llm_hidden_size: int) -> ml_collectio
   return ml_collections.ConfigDict(dict(
       vision=vision_config_from_hf(hf_chat['vision_config']), llm_hidden_size=llm_hidden_size,
       downsample_ratio=hf_chat.get('downsample_ratio', 0.5),
-      ps_version=hf_chat.get('ps_version', 'v1'), select_layer=hf_chat.get('select_layer', -1),
-      freeze_backbone=True))
+      ps_version=hf_chat.get('ps_version', 'v1'), select_layer=hf_chat.get('select_layer', -1)))
 
 
 def abstract_embedder(cfg: ml_collections.ConfigDict) -> ImageEmbedder:

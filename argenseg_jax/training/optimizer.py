@@ -1,6 +1,8 @@
 """The original's optimizer: AdamW, linear warmup then cosine decay to 0, global-norm
 clipping, one weight-decay group over every trainable parameter (spec §5.9), or with
-`decay_ndim=N` over the N-dimensional ones only (the mask VQ-VAE: 4, conv kernels)."""
+`decay_ndim=N` over the N-dimensional ones only (the mask VQ-VAE: 4, conv kernels). It
+sees only the trainable parameters: the frozen ones (`config.frozen`) get no update,
+weight decay or optimizer state."""
 
 import jax
 import ml_collections

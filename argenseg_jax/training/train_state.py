@@ -2,12 +2,15 @@
 
 The model is split once into `graphdef`, the trainable parameters (f32 master copy) and
 everything else (`frozen`: the ViT backbone and the VQ-VAE by default, plus non-parameter
-variables). Only the trainable part has optimizer state. Shardings come from the logical
+variables). The frozen parts (the train config's `frozen`) are the one rule of what trains:
+a part is a module name anywhere on a parameter's path (`vision_model`, `image_tokenizer`),
+matched by `is_frozen` here and in `argenseg plan`. Only the trainable part has gradients
+and optimizer state (so no weight decay either). Shardings come from the logical
 axis names of every variable (`argenseg_jax.sharding`), computed on the abstract model,
 so nothing is allocated before `jax.jit(init, out_shardings=...)` places it.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import flax
@@ -37,14 +40,37 @@ class Layout(NamedTuple):
   shardings: TrainState    # NamedSharding per leaf
 
 
+def is_frozen(path: Sequence, frozen_parts: Sequence[str]) -> bool:
+  """Whether a parameter `path` (its keys) has one of `frozen_parts` as a key."""
+  return any(str(key) in frozen_parts for key in path)
+
+
+def check_frozen_parts(paths: Iterable[Sequence], frozen_parts: Sequence[str]) -> tuple[str, ...]:
+  """`frozen_parts` without empty names ('' freezes nothing); ValueError for a part on
+  none of the parameter `paths`, so that a typo does not train everything."""
+  if isinstance(frozen_parts, str):
+    raise ValueError('frozen parts must be a sequence of names, got the string '
+                     f'{frozen_parts!r}.')
+  paths = [tuple(map(str, p)) for p in paths]
+  parts = tuple(p for p in frozen_parts if p)
+  for part in parts:
+    if not any(part in path for path in paths):
+      top = sorted({path[0] for path in paths if path})
+      raise ValueError(f'unknown frozen part {part!r}: no parameter path contains it. A part '
+                       'is a module name on the path (e.g. vision_model, image_tokenizer); '
+                       f'top-level parts: {", ".join(top)}.')
+  return parts
+
+
 def trainable(frozen_parts: Sequence[str]) -> nnx.filterlib.Filter:
-  """Parameters whose path contains none of `frozen_parts`."""
-  return nnx.All(nnx.Param, *[nnx.Not(nnx.PathContains(p)) for p in frozen_parts])
+  """Parameters not `is_frozen`."""
+  return nnx.All(nnx.Param, nnx.Not(lambda path, _: is_frozen(path, frozen_parts)))
 
 
 def split(model: nnx.Module, frozen_parts: Sequence[str]):
-  """`(graphdef, trainable params, frozen rest)`."""
-  return nnx.split(model, trainable(frozen_parts), ...)
+  """`(graphdef, trainable params, frozen rest)`; ValueError for an unknown frozen part."""
+  paths = [path for path, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))]
+  return nnx.split(model, trainable(check_frozen_parts(paths, frozen_parts)), ...)
 
 
 def layout(ctor: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransformation,
