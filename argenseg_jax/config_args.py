@@ -32,7 +32,8 @@ def _cast(key: str, text: str, default: Any) -> Any:
         raise ValueError(text)
       return text.lower() in ('true', '1')
     if isinstance(default, (tuple, list)):
-      return tuple(type(default[0])(v) for v in text.split('+'))
+      item = type(default[0]) if default else str  # an empty default holds names
+      return tuple(item(v) for v in text.split('+'))
     return type(default)(text)
   except ValueError:
     raise ValueError(f'config arg {key}={text!r}: expected a value like '

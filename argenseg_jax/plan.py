@@ -5,8 +5,9 @@
 
 Parameters come from the abstract model (`nnx.eval_shape`) and are sharded by
 `sharding.param_specs` on an abstract mesh of any size; every figure is bytes per
-device. Frozen in ARGenSeg training: the InternViT (`vision/vision_model`; `mlp1` is
-trained) and the VQ-VAE (`image_tokenizer`); everything else is trainable.
+device. Frozen: the train config's `frozen` parts (`--frozen`, matched as training does,
+`train_state.is_frozen`), by default as ARGenSeg trains: the InternViT (`vision_model`;
+`mlp1` is trained) and the VQ-VAE (`image_tokenizer`); everything else is trainable.
 
 Recipe, bytes per parameter element (`--recipe`), as `training/train_step.py` runs it:
   mixed (compute_dtype bf16): trainable = f32 master (4) + its bf16 compute copy (2,
@@ -18,19 +19,24 @@ Recipe, bytes per parameter element (`--recipe`), as `training/train_step.py` ru
 Training activations, one micro-step of `batch / grad_accum` samples of L tokens, each
 array sized by its `sharding.ACT_RULES` shard (c = activation bytes, 2 for bf16):
   saved, remat (each decoder layer rematerialised): the input of every layer and of the
-    final norm, (layers + 1) x [B, L, D] x c, plus the additive mask [B, 1, L, L] f32;
+    final norm, (layers + 1) x [B, L, D] x c, plus the attention mask (below);
     without remat: every layer's forward intermediates (below) and its attention
     probabilities [B, H, L, L] x (4 + c).
   transient, the largest of
     - one layer's recompute + backward: 2 x its forward intermediates (values and
       cotangents: 6 [B, L, D] gathered over tensor, 3 [B, L, H, hd], 3 [B, L, KV, hd],
-      4 [B, L, F]) + [B, H, L, L] x (4 + c + 8) (f32 probs, cast probs, f32 dprobs and
-      dscores; our attention materialises the scores, `--flash-attention` drops them)
-      + two layers' weights gathered over fsdp (the one in use and the prefetched one);
-    - the loss: 3 x [B, L, V] f32 (logits, log-softmax, dlogits) + the gathered head;
+      4 [B, L, F]) + the attention's own arrays (below) + two layers' weights gathered
+      over fsdp (the one in use and the prefetched one);
+    - the loss, computed `loss_chunk` positions at a time (`losses.chunked_nll`): 3 x
+      [B, chunk, V_padded] f32 (logits, their exponentials, dlogits) + the gathered head;
     - the frozen ViT forward of the tiles (one layer: 6 [T, n, C] + 2 [T, n, F_vit] +
       2 [T, h, n, n] f32) and the frozen VQ-VAE encode of the masks (6 f32 maps of
       [M, res, res, ch]).
+Attention (`--attention`, default the model config's `llm.attention`): 'xla' holds the
+scores, [B, H, L, T] x (4 + c + 8) in the backward pass (f32 probs, cast probs, f32
+dprobs and dscores; x (8 + c) in a forward), and the f32 additive mask [B, 1, L, T];
+'cudnn' no scores, the mask as f32 + bool + the kernel's bias in c bytes [B, 1, L, T];
+'splash' neither (causal and segment ids inside the kernel).
 Inference: weights in the compute dtype + the KV cache 2 x layers x [B, T, KV, hd] x c,
 T = prompt + answer + visual tokens (680 at 256 px), + the prefill peak (one layer's
 forward over the prompt, scores [B, H, P, T] x (8 + c), the mask, two gathered layers)
@@ -40,9 +46,10 @@ FLOPs per optimizer step (model FLOPs, what MFU counts):
   LLM 6 x P_llm x batch x L (P_llm: decoder + head, not the embedding table); attention
   12 x layers x L^2 x D x batch (the full L x L scores, as our attention computes them);
   projectors 6 x P x their tokens (mlp1: 256 per tile, word_embed: 679 per mask); the
-  frozen ViT forward only, (2 x P_vit x n + 4 x layers x n^2 x C) per tile. Remat adds
-  one more LLM forward (2 x P_llm x tokens + 4 x layers x L^2 x D per sample). The
-  VQ-VAE encode (0.21 TFLOP per 256 px mask by XLA cost analysis, < 0.1 %) is not counted.
+  ViT forward (2 x P_vit x n + 4 x layers x n^2 x C) per tile when it is frozen, 3 x that
+  (with its backward) when it trains. Remat adds one more LLM forward (2 x P_llm x tokens +
+  4 x layers x L^2 x D per sample). The VQ-VAE encode (0.21 TFLOP per 256 px mask by XLA
+  cost analysis, < 0.1 %) is not counted.
 """
 
 import argparse
@@ -58,11 +65,12 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from argenseg_jax import sharding, user_input
 from argenseg_jax.checkpoints import conversion
+from argenseg_jax.layers import attention as attention_lib
 from argenseg_jax.models import internlm2
+from argenseg_jax.models.argenseg import LOSS_CHUNK
 from argenseg_jax.models.var_vqvae import num_tokens
 from argenseg_jax.sharding_dump import abstract_model, load_config
-
-FROZEN = ('vision/vision_model/', 'image_tokenizer/')
+from argenseg_jax.training import train_state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,13 +164,16 @@ def param_table(model: nnx.Module, mesh) -> dict[str, tuple[tuple, PartitionSpec
 
 
 def param_memory(table: dict, mesh, recipe: Recipe, *, training: bool = True,
-                 grad_accum: int = 1, frozen: tuple[str, ...] = FROZEN) -> dict[str, float]:
+                 grad_accum: int = 1,
+                 frozen: tuple[str, ...] = train_state.FROZEN_PARTS) -> dict[str, float]:
   """Bytes per device of parameters, gradients and AdamW state (training), or of the
-  weights in the compute dtype (inference), from `param_table`."""
+  weights in the compute dtype (inference), from `param_table`; `frozen`: the train
+  config's frozen parts (ValueError for one that names no parameter)."""
+  frozen = train_state.check_frozen_parts([k.split('/') for k in table], frozen)
   train = froz = 0
   for path, (shape, spec) in table.items():
     n = _shard_elems(shape, spec, mesh)
-    if path.startswith(frozen):
+    if train_state.is_frozen(path.split('/'), frozen):
       froz += n
     else:
       train += n
@@ -189,12 +200,15 @@ def _gathered(table: dict, prefix: str, mesh, nbytes: int) -> float:
 def plan(config, mesh_shape, *, batch: int, seq_len: int, device_memory: str,
          training: bool = True, grad_accum: int = 1, prompt_len: int | None = None,
          answer_len: int = 32, tiles: int = 1, masks: int = 1, recipe: str = 'mixed',
-         remat: bool = True, flash_attention: bool = False) -> Plan:
+         remat: bool = True, attention: str | None = None,
+         frozen: tuple[str, ...] = train_state.FROZEN_PARTS) -> Plan:
   """Plan of `config` (ARGenSeg spec or ConfigDict) on `mesh_shape` ('data=1,fsdp=4,
   tensor=2' or a dict): training with a global `batch` of `seq_len`-token samples per
   optimizer step in `grad_accum` micro-steps (`tiles` 448-px tiles and `masks` masks
   per sample), or inference of `batch` rows with `prompt_len`-token prompts (default
-  `seq_len`) and `answer_len` text tokens. `device_memory`: a DEVICES name or '80GB'."""
+  `seq_len`) and `answer_len` text tokens. `device_memory`: a DEVICES name or '80GB';
+  `frozen`: the parts that do not train (the train config's `frozen`); `attention`: the
+  kernel (`layers/attention.py`; default the config's `llm.attention`)."""
   if recipe not in RECIPES:
     raise ValueError(f'recipe must be one of {", ".join(RECIPES)}, got {recipe!r}.')
   if min(batch, seq_len, grad_accum, tiles, masks) < 1:
@@ -208,14 +222,19 @@ def plan(config, mesh_shape, *, batch: int, seq_len: int, device_memory: str,
                      'a multiple of grad_accum x data x fsdp (put extra chips on tensor).')
   cfg = load_config(config)
   table = param_table(abstract_model(cfg), mesh)
+  frozen = train_state.check_frozen_parts([k.split('/') for k in table], frozen)
   b = batch // grad_accum if training else batch
   length = seq_len if training else (prompt_len or seq_len)
   visual = num_tokens(tuple(cfg.vqvae.patch_nums))
-  act = Activations(cfg, mesh, rec.compute, flash_attention)
+  attention = attention or cfg.llm.get('attention', 'xla')
+  attention_lib.check(attention)
+  act = Activations(cfg, mesh, rec.compute, attention)
   c = rec.compute
 
-  memory = param_memory(table, mesh, rec, training=training, grad_accum=grad_accum)
-  layer_weights = 2 * _gathered(table, 'language_model/layers/0/', mesh, c)
+  memory = param_memory(table, mesh, rec, training=training, grad_accum=grad_accum,
+                        frozen=frozen)
+  layer_weights = 2 * _gathered(table, 'language_model/layers/', mesh, c) / (
+      cfg.llm.num_hidden_layers)  # one layer of each stacked parameter
   frozen_peak = max(act.vit(b * tiles), act.vqvae(b * masks))
   if training:
     fwd = act.layer(b, length)
@@ -224,7 +243,8 @@ def plan(config, mesh_shape, *, batch: int, seq_len: int, device_memory: str,
         cfg.llm.num_hidden_layers * (fwd + act.scores(b, length, length) * (4 + c))
         + act.resid(b, length))
     layer = 2 * fwd + act.scores(b, length, length) * (12 + c) + layer_weights
-    loss = 3 * act.logits(b, length) + _gathered(table, 'language_model/output', mesh, c)
+    chunk = min(length - 1, cfg.get('loss_chunk', LOSS_CHUNK))
+    loss = 3 * act.logits(b, chunk) + _gathered(table, 'language_model/output', mesh, c)
     memory['activations saved' + (' (remat)' if remat else '')] = saved
     memory['activations transient'] = max(layer, loss, frozen_peak)
   else:
@@ -234,8 +254,10 @@ def plan(config, mesh_shape, *, batch: int, seq_len: int, device_memory: str,
                + act.attn_bias(b, length, cache) + layer_weights)
     memory['activations transient'] = max(prefill, frozen_peak)
 
+  vit_trains = training and any(not train_state.is_frozen(k.split('/'), frozen)
+                                for k in table if k.startswith('vision/vision_model/'))
   flops = _flops(cfg, table, batch, length, training, remat, tiles, masks, answer_len,
-                 visual)
+                 visual, vit_trains)
   ax = mesh.shape
   setting = (f"{'training' if training else 'inference'} of {cfg.name} "
              f"(llm {cfg.llm.num_hidden_layers}x{cfg.llm.hidden_size}), mesh data={ax['data']} "
@@ -247,15 +269,17 @@ def plan(config, mesh_shape, *, batch: int, seq_len: int, device_memory: str,
   else:
     setting += (f'{batch} rows, prompt {length} + answer {answer_len} + {visual} visual '
                 'tokens, ')
-  setting += f"{'flash' if flash_attention else 'materialised'} attention, {tiles} tile(s)"
+  setting += f'{attention} attention, {tiles} tile(s)'
+  if training:
+    setting += f", frozen: {', '.join(frozen) or 'nothing'}"
   return Plan(setting, dev, mesh.size, memory, flops)
 
 
 class Activations:
   """Bytes per device of the activation arrays, each sharded by `ACT_RULES`."""
 
-  def __init__(self, cfg: ml_collections.ConfigDict, mesh, nbytes: int, flash: bool):
-    self.cfg, self.mesh, self.c, self.flash = cfg, mesh, nbytes, flash
+  def __init__(self, cfg: ml_collections.ConfigDict, mesh, nbytes: int, attention: str):
+    self.cfg, self.mesh, self.c, self.attention = cfg, mesh, nbytes, attention
 
   def _bytes(self, shape, names, nbytes) -> float:
     spec = sharding.mesh_spec(names, shape, self.mesh, sharding.ACT_RULES)
@@ -277,15 +301,18 @@ class Activations:
     return 6 * full + 3 * q + 3 * kv + 4 * mlp
 
   def scores(self, b, length, keys):
-    """Elements (not bytes) per device of one layer's `[B, H, L, T]` scores."""
-    if self.flash:
+    """Elements (not bytes) per device of one layer's `[B, H, L, T]` scores (none in a
+    fused kernel)."""
+    if self.attention in attention_lib.FUSED:
       return 0
     return self._bytes((b, self.cfg.llm.num_attention_heads, length, keys),
                        ('act_batch', 'act_heads', None, None), 1)
 
   def attn_bias(self, b, length, keys):
-    return 0 if self.flash else self._bytes((b, 1, length, keys),
-                                            ('act_batch', None, None, None), 4)
+    """The attention mask `[B, 1, L, T]`: f32 for XLA, + a bool copy and the kernel's
+    own bias for cuDNN, none for splash."""
+    per_element = {'xla': 4, 'cudnn': 4 + 1 + self.c, 'splash': 0}[self.attention]
+    return self._bytes((b, 1, length, keys), ('act_batch', None, None, None), per_element)
 
   def kv(self, b, size):
     llm = self.cfg.llm
@@ -293,7 +320,9 @@ class Activations:
                        self.c)
 
   def logits(self, b, length):
-    return self._bytes((b, length, self.cfg.llm.vocab_size), internlm2.LOGITS, 4)
+    """f32 logits over the padded vocabulary."""
+    vocab = internlm2.padded_vocab_size(self.cfg.llm.vocab_size)
+    return self._bytes((b, length, vocab), internlm2.LOGITS, 4)
 
   def vit(self, tiles):
     """One InternViT layer's forward over `tiles` tiles, plus pixel shuffle + mlp1."""
@@ -316,7 +345,7 @@ class Activations:
 
 
 def _flops(cfg, table, batch, length, training, remat, tiles, masks, answer_len,
-           visual) -> dict[str, float]:
+           visual, vit_trains) -> dict[str, float]:
   """Global FLOPs per optimizer step (training) or per batch of requests (inference)."""
   llm, v = cfg.llm, cfg.image.vision
   p_llm = _count(table, 'language_model/', exclude='language_model/tok_embeddings')
@@ -335,7 +364,11 @@ def _flops(cfg, table, batch, length, training, remat, tiles, masks, answer_len,
               + _count(table, 'word_embed/') * batch * masks * (visual - 1))
   out = {'LLM 6*P*tokens': 6 * p_llm * tokens,
          'LLM attention 12*N*L^2*D': 3 * attn_fwd * length * length * batch,
-         'projectors': proj, 'ViT forward (frozen)': vit}
+         'projectors': proj}
+  if vit_trains:
+    out['ViT forward + backward'] = 3 * vit
+  else:
+    out['ViT forward (frozen)'] = vit
   if remat:
     out['remat recompute (not in MFU)'] = 2 * p_llm * tokens + attn_fwd * length * length * batch
   return out
@@ -384,10 +417,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--recipe', choices=sorted(RECIPES), default='mixed')
   parser.add_argument('--no-remat', dest='remat', action='store_false',
                       help='keep every layer\'s activations (default: remat each layer)')
-  parser.add_argument('--flash-attention', action='store_true',
-                      help='assume a fused attention kernel (no [L, L] scores in memory)')
+  parser.add_argument('--attention', choices=attention_lib.IMPLEMENTATIONS,
+                      help="the attention kernel (default the config's llm.attention): xla "
+                      'holds the [L, L] scores; cudnn (GPU) and splash (TPU) do not')
   parser.add_argument('--mfu', type=user_input.fraction, default=0.4,
                       help='model FLOPs utilisation in (0, 1], for the step-time estimate')
+  parser.add_argument('--frozen', type=lambda text: tuple(filter(None, text.split(','))),
+                      default=train_state.FROZEN_PARTS,
+                      help='comma-separated frozen parts, as the train config\'s frozen '
+                      f'(default {",".join(train_state.FROZEN_PARTS)}; \'\' = nothing frozen)')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -396,7 +434,7 @@ def run(args: argparse.Namespace) -> int:
            device_memory=args.device, training=not args.inference, grad_accum=args.grad_accum,
            prompt_len=args.prompt_len, answer_len=args.answer_len, tiles=args.tiles,
            masks=args.masks, recipe=args.recipe, remat=args.remat,
-           flash_attention=args.flash_attention)
+           attention=args.attention, frozen=args.frozen)
   print(format_plan(p, args.mfu))
   return 0 if p.fits else 1
 

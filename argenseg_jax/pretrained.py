@@ -13,17 +13,16 @@ whole state dict or model (host RAM stays near the largest tensor; see
 
 import functools
 import json
-import pathlib
-import shutil
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from etils import epath
 from flax import nnx
 
-from argenseg_jax import config_args, dir_json, sharding
-from argenseg_jax.checkpoints import conversion, hf_dir, params, streaming
-from argenseg_jax.checkpoints.atomic import DirFormat, atomic_directory, check_target
+from argenseg_jax import config_args, dir_json, sharding, user_input
+from argenseg_jax.checkpoints import conversion, hf_dir, layer_stacks, params, streaming
+from argenseg_jax.checkpoints.atomic import DirFormat, atomic_directory, check_target, write_local
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_pth
 from argenseg_jax.models import argenseg_io, var_vqvae_io
 from argenseg_jax.models.argenseg import ARGenSeg
@@ -35,7 +34,7 @@ ARCHITECTURES = ('InternVLGenSeg', 'InternVLChatModel')
 VAE_PREFIX = 'image_tokenizer.'
 
 
-def _open_hf(path: pathlib.Path, vae, vqvae_config) -> tuple[dict, ml_collections.ConfigDict]:
+def _open_hf(path: epath.Path, vae, vqvae_config) -> tuple[dict, ml_collections.ConfigDict]:
   """`(weights, cfg)` of a Hugging Face-style directory: `hf_dir.LazyTensor`s (and the
   arrays of `vae`), nothing read yet."""
   chat = hf_dir.read_config(path)
@@ -57,7 +56,7 @@ def _open_hf(path: pathlib.Path, vae, vqvae_config) -> tuple[dict, ml_collection
   return weights, cfg
 
 
-def _from_hf(path: pathlib.Path, vae, vqvae_config) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
+def _from_hf(path: epath.Path, vae, vqvae_config) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
   weights, cfg = _open_hf(path, vae, vqvae_config)
   return argenseg_io.from_state_dict(weights, cfg), cfg
 
@@ -70,22 +69,22 @@ DIR_FORMAT = DirFormat(FORMAT, META_FILE,
 
 
 def _write_dir(out_dir, cfg: ml_collections.ConfigDict, tokenizer_dir, write_params,
-               overwrite: bool) -> pathlib.Path:
+               overwrite: bool) -> epath.Path:
   """Writes `out_dir/{argenseg.json, params...}` atomically: the tokenizer files of
   `tokenizer_dir` (if any) copied, then `write_params(out_dir)`."""
   with atomic_directory(out_dir, DIR_FORMAT, overwrite) as tmp:
     for name in TOKENIZER_FILES:
-      if tokenizer_dir is not None and (pathlib.Path(tokenizer_dir) / name).is_file():
-        shutil.copyfile(pathlib.Path(tokenizer_dir) / name, tmp / name)
+      if tokenizer_dir is not None and (user_input.path(tokenizer_dir) / name).is_file():
+        (user_input.path(tokenizer_dir) / name).copy(tmp / name)
     write_params(tmp)
     (tmp / META_FILE).write_text(json.dumps(
         {'format': FORMAT, 'version': 1, 'config': cfg.to_dict()}, indent=1))
-  return pathlib.Path(out_dir).absolute()
+  return user_input.path(out_dir, absolute=True)
 
 
 def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,
                     tokenizer_dir=None, params_format: str = 'orbax',
-                    overwrite: bool = False) -> pathlib.Path:
+                    overwrite: bool = False) -> epath.Path:
   """Writes `out_dir/{argenseg.json, params/}` (orbax) or, with `params_format=
   'safetensors'`, `out_dir/{argenseg.json, params.safetensors}` (one file, for small
   models shipped in the package) atomically, with the tokenizer files of
@@ -96,13 +95,14 @@ def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,
     checkpointer.save(tmp / 'params', nnx.to_pure_dict(nnx.state(model, nnx.Param)))
     checkpointer.wait_until_finished()
   writers = {'orbax': write_orbax,
-             'safetensors': lambda tmp: params.save_safetensors(model, tmp / SAFETENSORS_FILE)}
+             'safetensors': lambda tmp: write_local(
+                 tmp / SAFETENSORS_FILE, lambda file: params.save_safetensors(model, file))}
   if params_format not in writers:
     raise ValueError(f'params_format must be one of {sorted(writers)}, got {params_format!r}.')
   return _write_dir(out_dir, cfg, tokenizer_dir, writers[params_format], overwrite)
 
 
-def _from_ours(path: pathlib.Path) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
+def _from_ours(path: epath.Path) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
   meta = dir_json.read_json(path / META_FILE, CheckpointError)
   if meta.get('format') != FORMAT:
     raise CheckpointError(f'{path / META_FILE}: format {meta.get("format")!r}, expected '
@@ -116,12 +116,27 @@ def _from_ours(path: pathlib.Path) -> tuple[ARGenSeg, ml_collections.ConfigDict]
                           'is incomplete.')
   target = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   try:
-    restored = ocp.StandardCheckpointer().restore(path / 'params', target)
+    flat = conversion.flatten(ocp.StandardCheckpointer().restore(path / 'params', target))
   except Exception as e:  # orbax raises bare Exceptions for damaged files
-    cause = str(e.__cause__ or e).splitlines()[0][:300]
-    raise CheckpointError(f'{path / "params"} cannot be read (truncated or damaged?): '
-                          f'{cause}') from e
-  return params.with_params(model, conversion.flatten(restored)), cfg
+    flat = _earlier_layout(path / 'params', target)
+    if flat is None:
+      cause = str(e.__cause__ or e).splitlines()[0][:300]
+      raise CheckpointError(f'{path / "params"} cannot be read (truncated or damaged?): '
+                            f'{cause}') from e
+  return params.with_params(model, flat), cfg
+
+
+def _earlier_layout(directory: epath.Path, target: dict) -> dict | None:
+  """The parameters of a checkpoint written before the layer stacks and the vocabulary
+  padding (one entry per layer, `params.with_params` converts them), or None when the
+  directory holds something else."""
+  try:
+    flat = conversion.flatten(ocp.StandardCheckpointer().restore(directory))
+  except Exception:  # pylint: disable=broad-except
+    return None
+  per_layer = any(layer_stacks.stacked_key(k) for k in flat)
+  return flat if per_layer and set(layer_stacks.stack(flat)) == set(
+      conversion.flatten(target)) else None
 
 
 def load_pretrained(path, *, vae=None,
@@ -133,7 +148,7 @@ def load_pretrained(path, *, vae=None,
   `image_tokenizer.*` weights (needed when it has none). vqvae_config: the tokenizer's
   config (default: the real one, 256 px unless config.json sets `gen_img_reso`).
   """
-  path = pathlib.Path(path).absolute()
+  path = user_input.path(path, absolute=True)
   if (path / META_FILE).is_file():
     return _from_ours(path)
   return _from_hf(path, vae, vqvae_config)
@@ -142,7 +157,7 @@ def load_pretrained(path, *, vae=None,
 def convert_pretrained(src, dst, *, vae=None,
                        vqvae_config: ml_collections.ConfigDict | None = None,
                        mesh: jax.sharding.Mesh | None = None,
-                       overwrite: bool = False) -> pathlib.Path:
+                       overwrite: bool = False) -> epath.Path:
   """Converts a Hugging Face-style ARGenSeg directory into our format at `dst`: what
   `save_pretrained(*load_pretrained(src, ...), dst, tokenizer_dir=src)` writes (same tree,
   dtypes and values; the arrays stored uncompressed), but streaming.
@@ -155,7 +170,7 @@ def convert_pretrained(src, dst, *, vae=None,
   accelerators should hold the shards. `dst` is checked first, as by `save_pretrained`.
   """
   dst = check_target(dst, DIR_FORMAT, overwrite)
-  src = pathlib.Path(src).absolute()
+  src = user_input.path(src, absolute=True)
   weights, cfg = _open_hf(src, vae, vqvae_config)
   model = params.abstract(functools.partial(ARGenSeg, cfg))
   reads = conversion.convert_lazily(
@@ -165,5 +180,6 @@ def convert_pretrained(src, dst, *, vae=None,
   like = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   shardings = None if mesh is None else conversion.flatten(
       nnx.to_pure_dict(nnx.state(sharding.param_shardings(model, mesh), nnx.Param)))
-  return _write_dir(dst, cfg, src, lambda tmp: streaming.save_in_groups(
-      tmp / 'params', reads, like, shardings), overwrite)
+  return _write_dir(dst, cfg, src, lambda tmp: write_local(
+      tmp / 'params', lambda local: streaming.save_in_groups(local, reads, like, shardings)),
+      overwrite)

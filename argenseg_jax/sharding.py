@@ -26,6 +26,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from argenseg_jax import config_args
+from argenseg_jax.layers import stack
 
 MESH_AXES = ('data', 'fsdp', 'tensor')
 
@@ -35,6 +36,7 @@ Rule = str | tuple[str, ...] | None
 PARAM_RULES: dict[str, Rule] = {
     'embed': 'fsdp', 'mlp': 'tensor', 'heads': 'tensor', 'kv_heads': 'tensor',
     'vocab': 'tensor', 'conv_in': 'fsdp', 'conv_out': 'tensor', 'head_dim': None,
+    'layers': None,  # a layer stack's axis (`layers/stack.py`): each device holds every layer
 }
 
 # logical activation axis -> mesh axes; a tuple shards one dimension over several axes
@@ -106,14 +108,20 @@ def mesh_spec(logical: Sequence[str | None], shape: Sequence[int], mesh,
 
 
 def fsdp_fallback(spec: PartitionSpec, shape: Sequence[int], nbytes: int, mesh,
-                  min_bytes: int = FSDP_FALLBACK_MIN_BYTES) -> PartitionSpec:
+                  min_bytes: int = FSDP_FALLBACK_MIN_BYTES,
+                  stacked: bool = False) -> PartitionSpec:
   """`spec` with 'fsdp' put on the largest free dimension divisible by the fsdp size
-  when `spec` lacks 'fsdp' and the array has more than `min_bytes` (else unchanged)."""
+  when `spec` lacks 'fsdp' and the array has more than `min_bytes` (else unchanged).
+  `stacked`: dimension 0 is a layer stack (`layers`), never chosen, and `nbytes`
+  counts one layer, so a stack is placed like each of its layers."""
   n = mesh.shape.get('fsdp', 1)
   entries = list(spec) + [None] * (len(shape) - len(spec))
+  if stacked:
+    nbytes //= shape[0]
   if n == 1 or nbytes <= min_bytes or 'fsdp' in _used(entries):
     return spec
-  free = [i for i, (e, d) in enumerate(zip(entries, shape)) if e is None and d % n == 0]
+  free = [i for i, (e, d) in enumerate(zip(entries, shape))
+          if e is None and d % n == 0 and not (stacked and i == 0)]
   if not free:
     return spec
   entries[max(free, key=lambda i: shape[i])] = 'fsdp'
@@ -129,7 +137,8 @@ def param_specs(model: nnx.Module, mesh, rules: dict[str, Rule] = PARAM_RULES,
 
   def spec(names, leaf):
     return fsdp_fallback(mesh_spec(tuple(names), leaf.shape, mesh, rules), leaf.shape,
-                         math.prod(leaf.shape) * leaf.dtype.itemsize, mesh, min_bytes)
+                         math.prod(leaf.shape) * leaf.dtype.itemsize, mesh, min_bytes,
+                         stacked=bool(names) and names[0] == stack.AXIS)
   return jax.tree.map(spec, logical, state, is_leaf=lambda x: isinstance(x, PartitionSpec))
 
 

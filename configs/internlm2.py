@@ -35,4 +35,4 @@ def get_config(arg=None):
       max_position_embeddings=32768, initializer_range=0.02, rms_norm_eps=1e-5,
       tie_word_embeddings=False, bias=False, rope_theta=1_000_000,
       rope_scaling_factor=2.0, pad_token_id=2, bos_token_id=1, eos_token_id=2,
-      remat=False))
+      remat=False, scan_layers=True, attention='xla'))

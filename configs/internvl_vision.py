@@ -27,14 +27,13 @@ def vision_config(**overrides) -> ml_collections.ConfigDict:
   cfg = dict(image_size=448, patch_size=14, num_channels=3, qkv_bias=True,
              qk_normalization=False, norm_type='layer_norm', layer_norm_eps=1e-6,
              hidden_act='gelu', initializer_factor=1.0, initializer_range=0.02,
-             drop_path_rate=0.0, **VISION['real'])
+             drop_path_rate=0.0, scan_layers=True, attention='xla', **VISION['real'])
   cfg.update(overrides)
   return ml_collections.ConfigDict(cfg)
 
 
 def get_config(arg=None):
-  args = config_args.parse_arg(arg, variant='real', drop_path_rate=0.0, select_layer=-1,
-                               freeze_backbone=True)
+  args = config_args.parse_arg(arg, variant='real', drop_path_rate=0.0, select_layer=-1)
   if args.variant == '6b':
     vision = vision_config(**VISION['tiny'], norm_type='rms_norm', qk_normalization=True)
     llm = LLM_HIDDEN['tiny']
@@ -45,4 +44,4 @@ def get_config(arg=None):
   vision.drop_path_rate = args.drop_path_rate
   return ml_collections.ConfigDict(dict(
       name='internvl_vision', vision=vision, llm_hidden_size=llm, downsample_ratio=0.5,
-      ps_version='v2', select_layer=args.select_layer, freeze_backbone=args.freeze_backbone))
+      ps_version='v2', select_layer=args.select_layer))

@@ -39,7 +39,7 @@ def get_config(arg=None):
   if args.variant not in VARIANTS:
     raise ValueError(f'variant must be one of {sorted(VARIANTS)}, got {args.variant!r}.')
   config = base_config().to_dict()
-  for unused in ('init_from', 'image_tokenizer', 'remat'):  # ARGenSeg's
+  for unused in ('init_from', 'image_tokenizer', 'remat', 'attention'):  # ARGenSeg's
     del config[unused]
   config.update(
       task='mask_vqvae',

@@ -5,9 +5,8 @@ import pathlib
 import re
 
 import numpy as np
-from flax import nnx
 
-from argenseg_jax.checkpoints import conversion
+from argenseg_jax.checkpoints import params
 from argenseg_jax.config_args import load_config
 from argenseg_jax.models import var_vqvae_io
 
@@ -16,9 +15,6 @@ SMALL_VQVAE = 'var_vqvae:variant=tiny,res=64,patch_nums=1+2+3+4,vocab_size=64'
 # Shape after each conversion transform, from the checkpoint's shape.
 CONVERTED_SHAPE = {'identity': lambda s: s, 'conv_oihw_to_hwio': lambda s: (s[2], s[3], s[1], s[0]),
                    'linear_oi_to_io': lambda s: s[::-1]}
-_INVERSE = {'identity': lambda a: a,
-            'conv_oihw_to_hwio': lambda a: a.transpose(3, 2, 0, 1),
-            'linear_oi_to_io': lambda a: a.T}
 
 
 def read_keys_tsv(path) -> dict[str, tuple]:
@@ -83,9 +79,7 @@ def small_vqvae_config():
 
 def export_state_dict(model, table) -> dict[str, np.ndarray]:
   """Our parameters in the checkpoint's key names and layouts (the inverse of `table`)."""
-  flat = conversion.flatten(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
-  return {r.theirs: np.ascontiguousarray(_INVERSE[r.transform](np.asarray(flat[r.ours])))
-          for r in table}
+  return params.to_state_dict(model, table)
 
 
 def to_var_state_dict(model, cfg) -> dict[str, np.ndarray]:

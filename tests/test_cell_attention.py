@@ -10,6 +10,7 @@ from flax import nnx
 
 from argenseg_jax import example_spec
 from argenseg_jax.config_args import load_config
+from argenseg_jax.layers import stack
 from argenseg_jax.layers.rope import apply_rope
 from argenseg_jax.models import cell_attention
 from argenseg_jax.models.argenseg import ARGenSeg
@@ -40,7 +41,7 @@ def _first_layer_attention(cfg) -> tuple[np.ndarray, np.ndarray, int]:
   def probs(inputs):
     model = ARGenSeg(cfg, nnx.Rngs(0))
     embeds, _ = model.train_inputs(*inputs)
-    layer = model.language_model.layers[0]
+    layer = stack.layer(model.language_model.layers, 0)
     x = layer.attention_norm(embeds)
     positions = jnp.arange(x.shape[1])[None]
     q, k = (apply_rope(jnp.einsum('bld,dhk->blhk', x, w[...]), positions, layer.attention.theta)

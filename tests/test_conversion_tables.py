@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from argenseg_jax.checkpoints import conversion, params
+from argenseg_jax.checkpoints import conversion, layer_stacks, params
 from argenseg_jax.config_args import load_config
 from argenseg_jax.models import argenseg_io
 from tests.conftest import reference_file
@@ -51,7 +51,12 @@ def _layout(path: str, w, llm):
     return w.T.reshape(llm.num_attention_heads, llm.head_dim, -1)
   if len(w.shape) == 4:  # Conv2d [out, in, kh, kw] -> [kh, kw, in, out]
     return xp.einsum('oiyx->yxio', w)
-  if leaf in ('kernel', 'w1', 'w2', 'w3', 'output'):  # Linear [out, in] -> [in, out]
+  padding = -w.shape[0] % 128  # the vocabulary: zero rows up to a multiple of 128
+  if leaf == 'output':  # Linear [V, D] -> [D, V padded]
+    return xp.pad(w.T, ((0, 0), (0, padding)))
+  if path.endswith('tok_embeddings/embedding'):
+    return xp.pad(w, ((0, padding), (0, 0)))
+  if leaf in ('kernel', 'w1', 'w2', 'w3'):  # Linear [out, in] -> [in, out]
     return w.T
   return w
 
@@ -84,11 +89,36 @@ def tiny():
     start += n
   assert start < 2 ** 24  # exact in float32
   model = argenseg_io.from_state_dict(checkpoint, cfg)
-  return checkpoint, params.flat_params(model), cfg
+  return checkpoint, layer_stacks.unstack(params.flat_params(model)), cfg, model
+
+
+def test_layers_are_stacked_in_order(tiny):
+  """Each stack holds layer i at index i (the checkpoint's layer i)."""
+  *_, cfg, model = tiny
+  flat = params.flat_params(model)
+  wo = np.asarray(flat['language_model/layers/attention/wo'])
+  assert wo.shape[0] == cfg.llm.num_hidden_layers
+  ln = np.asarray(flat['vision/vision_model/encoder/layers/norm1/scale'])
+  assert ln.shape[0] == cfg.image.vision.num_hidden_layers
+  assert not any('/layers/0/' in k for k in flat)
+  checkpoint = tiny[0]
+  for i in range(wo.shape[0]):
+    np.testing.assert_array_equal(
+        wo[i].reshape(-1, wo.shape[-1]),
+        checkpoint[f'language_model.model.layers.{i}.attention.wo.weight'].T)
+
+
+def test_export_gives_back_the_checkpoint(tiny):
+  """Stacked parameters -> the original's per-layer keys and layouts, bit for bit."""
+  checkpoint, _, cfg, model = tiny
+  exported = params.to_state_dict(model, argenseg_io.conversion_table(cfg))
+  assert set(exported) == set(checkpoint) - {EXCUSED}
+  for key, value in exported.items():
+    np.testing.assert_array_equal(value, checkpoint[key], err_msg=key)
 
 
 def test_listing_checkpoint_lands_in_the_torch_layout(tiny):
-  checkpoint, ours, cfg = tiny
+  checkpoint, ours, cfg, _ = tiny
   assert {_source(p) for p in ours} == set(checkpoint) - {EXCUSED}
   for path, got in ours.items():
     want = _layout(path, checkpoint[_source(path)], cfg.llm)
@@ -97,7 +127,7 @@ def test_listing_checkpoint_lands_in_the_torch_layout(tiny):
 
 def test_packed_wqkv_heads_by_hand(tiny):
   """Query head g*G + j of layer 1 is row block g*(G+2) + j of wqkv; k_g, v_g follow."""
-  checkpoint, ours, cfg = tiny
+  checkpoint, ours, cfg, _ = tiny
   w = checkpoint['language_model.model.layers.1.attention.wqkv.weight']
   kv, hd, groups = cfg.llm.num_key_value_heads, cfg.llm.head_dim, 2
   assert cfg.llm.num_attention_heads == kv * groups

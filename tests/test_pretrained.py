@@ -5,10 +5,11 @@ import json
 import os
 
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 
-from argenseg_jax import config_args, pretrained
-from argenseg_jax.checkpoints import params
+from argenseg_jax import bundled, config_args, pretrained
+from argenseg_jax.checkpoints import layer_stacks, params
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_safetensors
 from argenseg_jax.models import argenseg_io, var_vqvae_io
 from argenseg_jax.models.argenseg import ARGenSeg
@@ -109,3 +110,32 @@ def test_cli_convert_model(hf_dir, tmp_path, capsys):
   assert cli.main(['convert', 'model', '--from', str(tmp_path / 'nope'), '--to',
                    str(tmp_path / 'p')]) == 2
   assert 'not found' in capsys.readouterr().err
+
+
+def test_a_checkpoint_written_before_the_layer_stacks_loads(tmp_path):
+  """Our directory as written before the layer stacks and the vocabulary padding (one
+  entry per layer, `[V, D]` head rows) loads into the same parameters; a directory
+  whose tree is something else is still refused as unreadable."""
+  model, cfg = pretrained.load_pretrained(bundled.ARGENSEG_SMALL)
+  flat = layer_stacks.unstack({k: np.asarray(v) for k, v in params.flat_params(model).items()})
+  vocab = cfg.llm.vocab_size
+  flat['language_model/output'] = flat['language_model/output'][:, :vocab]
+  flat['language_model/tok_embeddings/embedding'] = (
+      flat['language_model/tok_embeddings/embedding'][:vocab])
+  old = tmp_path / 'old'
+  old.mkdir()
+  (old / pretrained.META_FILE).write_text((bundled.ARGENSEG_SMALL / pretrained.META_FILE)
+                                          .read_text())
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(old / 'params', flat)
+  checkpointer.wait_until_finished()
+  loaded, _ = pretrained.load_pretrained(old)
+  want = params.flat_params(model)
+  for key, value in params.flat_params(loaded).items():
+    np.testing.assert_array_equal(value, want[key], err_msg=key)
+  checkpointer.save(tmp_path / 'other' / 'params', {'w': np.zeros(3)})
+  checkpointer.wait_until_finished()
+  (tmp_path / 'other' / pretrained.META_FILE).write_text(
+      (bundled.ARGENSEG_SMALL / pretrained.META_FILE).read_text())
+  with pytest.raises(CheckpointError, match='cannot be read'):
+    pretrained.load_pretrained(tmp_path / 'other')

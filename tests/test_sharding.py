@@ -64,6 +64,13 @@ def test_fsdp_fallback_shards_large_unruled_arrays():
   assert sharding.fsdp_fallback(PartitionSpec('fsdp', None), (64, 64), big, mesh) == \
       PartitionSpec('fsdp', None)
   assert sharding.fsdp_fallback(PartitionSpec(), (3, 5, 7), big, mesh) == PartitionSpec()
+  # a layer stack: never on the layer axis, and the threshold applies to one layer
+  assert sharding.fsdp_fallback(PartitionSpec(), (64, 16, 8), 64 * big, mesh,
+                                stacked=True) == PartitionSpec(None, 'fsdp', None)
+  assert sharding.fsdp_fallback(PartitionSpec(), (64, 16, 8), big, mesh) == \
+      PartitionSpec('fsdp', None, None)
+  assert sharding.fsdp_fallback(PartitionSpec(), (4, 64, 64), 3 * 2 ** 20 * 4, mesh,
+                                stacked=True) == PartitionSpec()
 
 
 def test_param_specs_apply_the_fallback_to_unannotated_params():

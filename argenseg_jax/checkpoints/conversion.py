@@ -18,6 +18,13 @@ import numpy as np
 from argenseg_jax.checkpoints.torch_files import CheckpointError
 
 
+def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
+  """`a` zero-padded at the end of `axis` to `size` (numpy or traced)."""
+  widths = [(0, 0)] * a.ndim
+  widths[axis] = (0, size - a.shape[axis])
+  return (np if isinstance(a, np.ndarray) else jax.numpy).pad(a, widths)
+
+
 def _packed_qkv(a: np.ndarray, part: str, kv_heads: int, groups: int,
                 head_dim: int) -> np.ndarray:
   """One of q/k/v from InternLM2's packed `wqkv` `[(KV*(G+2))*hd, D]`, whose rows are
@@ -36,13 +43,39 @@ TRANSFORMS: dict[str, Callable[..., np.ndarray]] = {
     # `[D, H*hd]` output projection -> `[H, hd, D]`
     'linear_to_heads_in': lambda a, heads, head_dim: a.T.reshape(heads, head_dim, -1),
     'packed_qkv': _packed_qkv,
+    # `[V, D]` -> `[V_padded, D]` / `[D, V_padded]` with zeros (`internlm2.VOCAB_MULTIPLE`)
+    'pad_rows': lambda a, n, padded: _pad_axis(a, 0, padded),
+    'linear_oi_to_io_pad': lambda a, n, padded: _pad_axis(a.T, 1, padded),
 }
+
+def _pack_qkv(parts: dict[str, np.ndarray], kv_heads: int, groups: int,
+              head_dim: int) -> np.ndarray:
+  """The inverse of `_packed_qkv`: q `[D, KV*G, hd]`, k, v `[D, KV, hd]` -> `wqkv`."""
+  d = parts['q'].shape[0]
+  q = parts['q'].reshape(d, kv_heads, groups, head_dim)
+  w = np.concatenate([q, parts['k'][:, :, None], parts['v'][:, :, None]], axis=2)
+  return w.transpose(1, 2, 3, 0).reshape(kv_heads * (groups + 2) * head_dim, d)
+
+
+# The inverse of each one-to-one transform (`to_checkpoint`).
+INVERSE: dict[str, Callable[..., np.ndarray]] = {
+    'identity': lambda a: a,
+    'conv_oihw_to_hwio': lambda a: a.transpose(3, 2, 0, 1),
+    'linear_oi_to_io': lambda a: a.T,
+    'linear_to_heads_in': lambda a, heads, head_dim: a.reshape(heads * head_dim, -1).T,
+    'pad_rows': lambda a, n, padded: a[:n],
+    'linear_oi_to_io_pad': lambda a, n, padded: a[:, :n].T,
+}
+
 
 # The output axis that a transform moves the checkpoint tensor's leading axis to, each
 # row converted on its own: rows a:b give the output's a:b along that axis, so such
 # tensors convert in row blocks (`convert_lazily`).
 ROW_AXIS = {'identity': 0, 'conv_oihw_to_hwio': -1, 'linear_oi_to_io': -1,
-            'linear_to_heads_in': -1}
+            'linear_to_heads_in': -1, 'pad_rows': 0, 'linear_oi_to_io_pad': -1}
+# A padding transform converts a block of rows as its unpadded form does (the padding is
+# the part of the output no block covers).
+BLOCK_TRANSFORM = {'pad_rows': 'identity', 'linear_oi_to_io_pad': 'linear_oi_to_io'}
 # Size of the row blocks `convert_lazily` reads at a time.
 BLOCK_BYTES = 16 * 2 ** 20
 
@@ -146,20 +179,23 @@ def convert(table: Sequence[Rule], checkpoint: Mapping[str, np.ndarray],
 @dataclasses.dataclass(frozen=True)
 class KeyRead:
   """The conversion of one checkpoint key: `read()` reads it once and returns the
-  C-contiguous parameters it gives; `nbytes` bounds the memory that takes."""
+  C-contiguous parameters `ours` it gives; `nbytes` bounds the memory that takes."""
   nbytes: int
   read: Callable[[], dict[str, np.ndarray]]
+  ours: tuple[str, ...]
 
 
 def _by_rows(src, rule: Rule, shape: tuple) -> np.ndarray:
   """`TRANSFORMS[rule.transform](src)` converted `BLOCK_BYTES` of rows at a time."""
-  out = np.empty(shape, src.dtype)
+  out = np.zeros(shape, src.dtype)  # padding (rows the checkpoint lacks) stays zero
   axis = ROW_AXIS[rule.transform] % len(shape)
   step = max(1, BLOCK_BYTES // max(1, math.prod(src.shape[1:]) * out.itemsize))
   for start in range(0, src.shape[0], step):
     stop = min(start + step, src.shape[0])
-    out[(slice(None),) * axis + (slice(start, stop),)] = TRANSFORMS[rule.transform](
-        np.asarray(src[start:stop]), *rule.args)
+    block = np.asarray(src[start:stop])
+    out[(slice(None),) * axis + (slice(start, stop),)] = (
+        TRANSFORMS[BLOCK_TRANSFORM[rule.transform]](block) if rule.transform in BLOCK_TRANSFORM
+        else TRANSFORMS[rule.transform](block, *rule.args))
   return out
 
 
@@ -170,13 +206,14 @@ def _key_read(src, rules: list[Rule], expected_shapes: Mapping) -> KeyRead:
   if len(rules) == 1 and rules[0].transform in ROW_AXIS and src.shape:
     rule = rules[0]
     return KeyRead(out_bytes + 2 * min(src_bytes, BLOCK_BYTES),
-                   lambda: {rule.ours: _by_rows(src, rule, tuple(expected_shapes[rule.ours]))})
+                   lambda: {rule.ours: _by_rows(src, rule, tuple(expected_shapes[rule.ours]))},
+                   (rule.ours,))
 
   def read():
     value = np.asarray(src)
     return {r.ours: np.ascontiguousarray(TRANSFORMS[r.transform](value, *r.args))
             for r in rules}
-  return KeyRead(out_bytes + src_bytes, read)
+  return KeyRead(out_bytes + src_bytes, read, tuple(r.ours for r in rules))
 
 
 def convert_lazily(table: Sequence[Rule], checkpoint: Mapping,
@@ -191,3 +228,19 @@ def convert_lazily(table: Sequence[Rule], checkpoint: Mapping,
   check(table, checkpoint, expected_shapes, prefix=prefix, excused=excused, hint=hint)
   return [_key_read(checkpoint[key], rules, expected_shapes)
           for key, rules in _rules_by_key(table, prefix).items()]
+
+
+def to_checkpoint(table: Sequence[Rule], flat: Mapping[str, np.ndarray], *,
+                  prefix: str = '') -> dict[str, np.ndarray]:
+  """Our parameters `flat` (`{path: array}`, one layer at a time as the table addresses
+  them) back in the checkpoint's key names and layouts: the inverse of `convert`."""
+  out = {}
+  for key, rules in _rules_by_key(table, prefix).items():
+    if rules[0].transform == 'packed_qkv':
+      parts = {r.args[0]: np.asarray(flat[r.ours]) for r in rules}
+      value = _pack_qkv(parts, *rules[0].args[1:])
+    else:
+      (rule,) = rules
+      value = INVERSE[rule.transform](np.asarray(flat[rule.ours]), *rule.args)
+    out[key] = np.ascontiguousarray(value)
+  return out

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from argenseg_jax.checkpoints import conversion
+from argenseg_jax.checkpoints import conversion, layer_stacks
 
 
 def abstract(ctor: Callable[[nnx.Rngs], nnx.Module]) -> nnx.Module:
@@ -34,17 +34,38 @@ def flat_params(model: nnx.Module) -> dict:
 
 
 def shapes(model: nnx.Module) -> dict[str, tuple]:
-  return {k: tuple(v.shape) for k, v in flat_params(model).items()}
+  """`{path: shape}` one layer at a time, as checkpoints and conversion tables address
+  the parameters (a stack `a/layers/w [n, ...]` is listed as `a/layers/0/w` ...)."""
+  return layer_stacks.unstack_shapes({k: tuple(v.shape) for k, v in flat_params(model).items()})
 
 
 def count(model: nnx.Module) -> int:
   return sum(int(np.prod(s)) for s in shapes(model).values())
 
 
+def _pad_vocab(flat: dict, model: nnx.Module) -> dict:
+  """`flat` with arrays shorter than the model's along a `vocab` axis zero-padded (the
+  unpadded vocabulary of checkpoints written before the padding, `internlm2.py`)."""
+  names = conversion.flatten(nnx.to_pure_dict(nnx.get_partition_spec(
+      nnx.state(model, nnx.Param))))
+  want = {k: tuple(v.shape) for k, v in flat_params(model).items()}
+  out = dict(flat)
+  for path, value in flat.items():
+    if path in want and tuple(value.shape) != want[path] and 'vocab' in names[path]:
+      axis = tuple(names[path]).index('vocab')
+      out[path] = conversion.TRANSFORMS['pad_rows'](
+          np.moveaxis(np.asarray(value), axis, 0), None, want[path][axis])
+      out[path] = np.moveaxis(out[path], 0, axis)
+  return out
+
+
 def with_params(model: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
-  """`model` (abstract or not) with its parameters replaced by `flat` (same paths)."""
+  """`model` (abstract or not) with its parameters replaced by `flat`: the same paths,
+  or layer stacks given one layer at a time as `shapes` lists them, and `vocab` axes
+  possibly unpadded (both as checkpoints written before stacking and padding hold them)."""
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   pure = nnx.to_pure_dict(params)
+  flat = _pad_vocab(layer_stacks.stack(flat), model)
   nnx.replace_by_pure_dict(params, conversion.unflatten(
       {k: jax.numpy.asarray(v) for k, v in flat.items()}, pure))
   return nnx.merge(graphdef, params, rest)
@@ -60,7 +81,7 @@ def load_safetensors(model: nnx.Module, path) -> nnx.Module:
   """`model` (abstract) filled from a `save_safetensors` file; a missing, unused or
   misshaped key is a `CheckpointError` naming it."""
   from argenseg_jax.checkpoints.torch_files import read_safetensors  # pylint: disable=import-outside-toplevel
-  wanted = shapes(model)
+  wanted = {k: tuple(v.shape) for k, v in flat_params(model).items()}
   flat = conversion.convert([conversion.Rule(k, k) for k in wanted], read_safetensors(path),
                             wanted)
   return with_params(model, flat)
@@ -73,3 +94,10 @@ def from_checkpoint(ctor: Callable[[nnx.Rngs], nnx.Module], table, checkpoint,
   model = abstract(ctor)
   return with_params(model, conversion.convert(table, checkpoint, shapes(model),
                                                **convert_kwargs))
+
+
+def to_state_dict(model: nnx.Module, table) -> dict[str, np.ndarray]:
+  """The model's parameters in a checkpoint's key names and layouts (the inverse of the
+  conversion `table`; layer stacks split into their layers)."""
+  return conversion.to_checkpoint(table, layer_stacks.unstack(
+      {k: np.asarray(v) for k, v in flat_params(model).items()}))

@@ -11,15 +11,18 @@ compression, so tensorstore writes straight from the array (zstd would need a se
 buffer as large as the array while it is encoded).
 """
 
+import math
 import os
 import pathlib
 import shutil
 from collections.abc import Mapping, Sequence
 
 import jax
+import numpy as np
 from orbax.checkpoint import v1 as ocp_v1
 
-from argenseg_jax.checkpoints.conversion import KeyRead
+from argenseg_jax.checkpoints import layer_stacks
+from argenseg_jax.checkpoints.conversion import KeyRead, flatten
 
 # Smallest group: fewer, larger partial saves (each one costs a little more than the one
 # before, and finalize merges them all).
@@ -57,27 +60,69 @@ def _context() -> ocp_v1.Context:
   return ctx
 
 
+class _Stacks:
+  """Layer stacks being assembled from per-layer arrays (`checkpoints/layer_stacks.py`):
+  `add` returns the stacked array once its last layer arrives."""
+
+  def __init__(self, like_leaves: Mapping[str, object]):
+    self.like, self.buffers, self.missing = like_leaves, {}, {}
+
+  def add(self, path: str, value: np.ndarray) -> tuple[str, np.ndarray] | None:
+    stacked, index = layer_stacks.stacked_key(path)
+    if stacked not in self.buffers:
+      shape = tuple(self.like[stacked].shape)
+      self.buffers[stacked] = np.empty(shape, value.dtype)
+      self.missing[stacked] = set(range(shape[0]))
+    self.buffers[stacked][index] = value
+    self.missing[stacked].discard(index)
+    if self.missing[stacked]:
+      return None
+    del self.missing[stacked]
+    return stacked, self.buffers.pop(stacked)
+
+
+def _read_order(reads: Sequence[KeyRead]) -> list[KeyRead]:
+  """`reads` with the layers of each stack next to each other, so that one stack at a
+  time is assembled."""
+  def key(r):
+    found = layer_stacks.stacked_key(r.ours[0])
+    return ('', 0) if found is None else found
+  return sorted(reads, key=key)
+
+
 def save_in_groups(directory, reads: Sequence[KeyRead], like: Mapping,
                    shardings: Mapping[str, jax.sharding.Sharding] | None = None) -> None:
   """Writes the parameters that `reads` give as one orbax PyTree checkpoint at
   `directory`, the tree shaped like the pure dict `like` (same paths and key types).
+  Reads that give one layer of a stacked parameter (`a/layers/3/w` for `a/layers/w`)
+  are stacked first: a stack is written once all its layers are read, so host memory
+  holds about the largest stack.
 
   `shardings` (`{path: Sharding}`): each array is placed with `jax.device_put` as soon
-  as it is read, so that orbax writes it shard by shard (on a CPU-only host this adds a
-  copy of the array being placed). `directory` must not exist; a sibling
+  as it is complete, so that orbax writes it shard by shard (on a CPU-only host this
+  adds a copy of the array being placed). `directory` must not exist; a sibling
   `<name>.groups` is used while writing.
   """
   directory = pathlib.Path(directory)
   keys = _key_paths(like)
-  budget = max([r.nbytes for r in reads] + [MIN_GROUP_BYTES])
+  leaves = flatten(like)
+  stacks = _Stacks(leaves)
+  stack_bytes = [math.prod(leaves[p].shape) * np.dtype(leaves[p].dtype).itemsize
+                 for p in keys if layer_stacks.is_stacked(p)]
+  budget = max([r.nbytes for r in reads] + stack_bytes + [MIN_GROUP_BYTES])
   staging = directory.with_name(f'{directory.name}.groups')
   with _context():
     group, size = {}, 0
-    for r in reads:
+    for r in _read_order(reads):
       if group and size + r.nbytes > budget:
         ocp_v1.partial.save(staging, _nest(group, keys))
         group, size = {}, 0
       for path, value in r.read().items():
+        if path not in keys:
+          done = stacks.add(path, value)
+          if done is None:
+            continue
+          path, value = done
         group[path] = value if shardings is None else jax.device_put(value, shardings[path])
       size += r.nbytes
     ocp_v1.partial.save(staging, _nest(group, keys))
@@ -88,3 +133,4 @@ def save_in_groups(directory, reads: Sequence[KeyRead], like: Mapping,
   (tree,) = [d for d in staging.iterdir() if (d / '_METADATA').is_file()]
   os.replace(tree, directory)
   shutil.rmtree(staging)
+

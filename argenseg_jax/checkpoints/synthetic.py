@@ -24,6 +24,8 @@ CHECKPOINT_SHAPE = {
     'linear_to_heads_in': lambda s, heads, head_dim: (s[2], heads * head_dim),
     'packed_qkv': lambda s, part, kv_heads, groups, head_dim: (
         kv_heads * (groups + 2) * head_dim, s[0]),
+    'pad_rows': lambda s, n, padded: (n,) + tuple(s[1:]),
+    'linear_oi_to_io_pad': lambda s, n, padded: (n, s[0]),
 }
 
 

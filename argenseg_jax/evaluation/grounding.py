@@ -55,7 +55,8 @@ def _teacher_forced(graphdef, state, batch: dict, pixels: jax.Array
                             batch['image_flags'], batch['masks'], batch['mask_flags'])
   labels = out.labels[:, 1:]
   is_visual = labels > model.tokens.mask_context_token_id
-  accuracy = scale_accuracy(out.logits[:, :-1].argmax(-1), labels, is_visual,
+  logits = model.language_model.logits(out.hidden[:, :-1])
+  accuracy = scale_accuracy(logits.argmax(-1), labels, is_visual,
                             model.level_of_slot)
   return out.gen_loss, accuracy
 

@@ -17,17 +17,21 @@ from flax import nnx
 
 from argenseg_jax.layers import logical, posemb
 from argenseg_jax.layers.linear import dense
-from argenseg_jax.layers.losses import masked_cross_entropy
+from argenseg_jax.layers.losses import chunked_nll, masked_mean
 from argenseg_jax.models import cell_attention
 from argenseg_jax.models.internvl_chat import InternVLChat, replace_rows
 from argenseg_jax.models.var_vqvae import VQVAE, num_tokens
+
+# Positions whose logits the training loss computes at a time (`losses.chunked_nll`):
+# [B, 1024, 96768] f32 is 0.4 GB per sample for the 8B vocabulary.
+LOSS_CHUNK = 1024
 
 
 class TrainOutput(NamedTuple):
   loss: jax.Array           # [] text_loss + gen_loss (text_loss alone without masks)
   text_loss: jax.Array      # [] mean CE over text targets
   gen_loss: jax.Array       # [] mean CE over visual-token targets
-  logits: jax.Array         # [B, L, V] float32
+  hidden: jax.Array         # [B, L, D] final-norm hidden states (`language_model.logits`)
   labels: jax.Array         # [B, L] with the <MASK_CONTEXT> labels replaced by visual ids
   inputs_embeds: jax.Array  # [B, L, D] what the LLM read
 
@@ -40,6 +44,7 @@ class ARGenSeg(InternVLChat):
     self.tokens = ml_collections.FrozenConfigDict(cfg.tokens)
     self.patch_nums = tuple(cfg.vqvae.patch_nums)
     self.visual_loss = cfg.get('visual_loss', 'tokens')
+    self.loss_chunk = cfg.get('loss_chunk', LOSS_CHUNK)
     if self.visual_loss not in ('tokens', 'scales'):
       raise ValueError(f"visual_loss must be 'tokens' or 'scales', got {self.visual_loss!r}.")
     d, z = cfg.llm.hidden_size, cfg.vqvae.z_channels
@@ -76,14 +81,14 @@ class ARGenSeg(InternVLChat):
       raise ValueError('cell_heads needs slot_init=sincos2d and token_pos_init=sincos2d with '
                        f'one image token per final-scale cell ({last}x{last}).')
     llm = cfg.llm
-    attention = self.language_model.layers[0].attention
+    attention = self.language_model.layers.attention  # stacked: [layers, ...]
     span = 2 * (tokens.shape[0] + num_tokens(self.patch_nums))
     wq, wk = cell_attention.cell_matching_init(
-        attention.wq[...], attention.wk[...],
+        attention.wq[0], attention.wk[0],
         cell_attention.slow_dims(llm.head_dim, llm.rope_theta, 0.3, span),
         cfg.get('cell_strength', 2.0), cfg.cell_heads)
-    attention.wq[...] = wq
-    attention.wk[...] = wk
+    attention.wq[...] = attention.wq[...].at[0].set(wq)
+    attention.wk[...] = attention.wk[...].at[0].set(wk)
 
   @property
   def level_of_slot(self) -> np.ndarray:
@@ -148,23 +153,21 @@ class ARGenSeg(InternVLChat):
                     ) -> TrainOutput:
     """The original's training forward (one teacher-forced pass; see `train_inputs`):
     text and visual-token losses, each a mean over its own targets (the visual one
-    weighted by `slot_weights`), full-vocabulary softmax. `token_mask [B, L]` is False
-    on padding."""
+    weighted by `slot_weights`), full-vocabulary softmax, computed `loss_chunk`
+    positions at a time. `token_mask [B, L]` is False on padding."""
     embeds, labels = self.train_inputs(ids, labels, pixels, image_flags, masks, mask_flags,
                                        drop_path_rng)
     b, length = ids.shape
     positions = jnp.maximum(jnp.cumsum(token_mask, axis=1) - 1, 0)
     hidden, _ = self(embeds, positions, token_mask,
                      self.language_model.empty_cache(b, length, embeds.dtype))
-    logits = self.language_model.logits(hidden)
-    shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1])
-    shift_labels = labels[:, 1:].reshape(-1)
+    shift_labels = labels[:, 1:]
     mask_context = self.tokens.mask_context_token_id
     is_text = (shift_labels != -100) & (shift_labels <= mask_context)
     is_gen = shift_labels > mask_context
-    text_loss = masked_cross_entropy(shift_logits, shift_labels, is_text)
-    weights = self.slot_weights(is_gen.reshape(b, length - 1))
-    gen_loss = masked_cross_entropy(shift_logits, shift_labels, is_gen,
-                                    None if weights is None else weights.reshape(-1))
+    nll = chunked_nll(self.language_model.padded_logits, hidden[:, :-1],
+                      jnp.where(shift_labels < 0, 0, shift_labels), self.loss_chunk)
+    text_loss = masked_mean(nll, is_text)
+    gen_loss = masked_mean(nll, is_gen, self.slot_weights(is_gen))
     loss = text_loss + jnp.where(is_gen.any(), gen_loss, 0.0)
-    return TrainOutput(loss, text_loss, gen_loss, logits, labels, embeds)
+    return TrainOutput(loss, text_loss, gen_loss, hidden, labels, embeds)

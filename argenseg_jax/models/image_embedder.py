@@ -22,8 +22,9 @@ class ImageFeatures(NamedTuple):
 
 
 class ImageEmbedder(nnx.Module):
-  """`vision_model` (InternViT) + `mlp1`, named like the checkpoint. With
-  `freeze_backbone` (default, as ARGenSeg trains) no gradient flows into the ViT.
+  """`vision_model` (InternViT) + `mlp1`, named like the checkpoint. Whether the ViT
+  trains is the train config's `frozen` alone (`training/train_state.py`); the
+  `freeze_backbone` key of older saved configs is ignored.
 
   `token_pos_init='sincos2d'` (models trained from scratch; not in the original) adds a
   trainable `token_pos [N / 4, D_llm]` to the image tokens, started at the 2D sine-cosine
@@ -32,7 +33,6 @@ class ImageEmbedder(nnx.Module):
 
   def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
     self.select_layer = cfg.select_layer
-    self.freeze_backbone = cfg.get('freeze_backbone', True)
     self.downsample_ratio = cfg.downsample_ratio
     self.ps_version = cfg.ps_version
     self.num_layers = cfg.vision.num_hidden_layers
@@ -54,9 +54,7 @@ class ImageEmbedder(nnx.Module):
   def features(self, pixels: jax.Array, drop_path_rng: jax.Array | None = None) -> ImageFeatures:
     """All intermediate results for `pixels: [T, H, W, 3]` (ImageNet-normalised)."""
     index = self.select_layer % (self.num_layers + 1)  # hidden_states[select_layer]
-    hidden = self.vision_model(pixels, num_layers=index, drop_path_rng=drop_path_rng)[index]
-    if self.freeze_backbone:  # ARGenSeg trains mlp1 but not the ViT: no backward through it
-      hidden = jax.lax.stop_gradient(hidden)
+    hidden = self.vision_model(pixels, num_layers=index, drop_path_rng=drop_path_rng)
     shuffled = flatten_grid(pixel_shuffle(tokens_to_grid(hidden[:, 1:]),
                                           self.downsample_ratio, self.ps_version))
     embeds = self.mlp1(shuffled)

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from argenseg_jax.layers import logical, posemb
+from argenseg_jax.layers import attention, logical, posemb, stack
 from argenseg_jax.layers.conv import conv2d_patch
 from argenseg_jax.layers.linear import RMSNorm, dense, norm
 from argenseg_jax.layers.resize import bicubic_resize
@@ -54,6 +54,8 @@ class Attention(nnx.Module):
   def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
     c = cfg.hidden_size
     self.num_heads = cfg.num_attention_heads
+    self.implementation = cfg.get('attention', 'xla')
+    attention.check(self.implementation)
     if c % self.num_heads:
       raise ValueError(f'hidden_size {c} is not divisible by num_attention_heads '
                        f'{self.num_heads}.')
@@ -69,8 +71,7 @@ class Attention(nnx.Module):
       q, k = self.q_norm(q), self.k_norm(k)
     heads = lambda t: t.reshape(b, n, self.num_heads, c // self.num_heads)
     q, k, v = heads(q), heads(k), heads(v)
-    scores = jnp.einsum('bqhd,bkhd->bhqk', q * (c // self.num_heads) ** -0.5, k)
-    out = jnp.einsum('bhqk,bkhd->bqhd', jax.nn.softmax(scores, axis=-1), v)
+    out = attention.attend(q, k, v, implementation=self.implementation)
     return self.proj(out.reshape(b, n, c))
 
 
@@ -87,9 +88,9 @@ class Mlp(nnx.Module):
     return self.fc2(jax.nn.gelu(self.fc1(x), approximate=False))
 
 
-def _drop_path(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
+def _drop_path(x: jax.Array, rate: jax.Array | float, rng: jax.Array | None) -> jax.Array:
   """Stochastic depth per sample (training only; identity when `rng` is None)."""
-  if rng is None or rate == 0.0:
+  if rng is None:
     return x
   keep = jax.random.bernoulli(rng, 1.0 - rate, (x.shape[0],) + (1,) * (x.ndim - 1))
   return jnp.where(keep, x / (1.0 - rate), 0.0)
@@ -98,9 +99,8 @@ def _drop_path(x: jax.Array, rate: float, rng: jax.Array | None) -> jax.Array:
 class Layer(nnx.Module):
   """`x + ls1 * attn(norm1(x))`, then `x + ls2 * mlp(norm2(x))`."""
 
-  def __init__(self, cfg: ml_collections.ConfigDict, drop_path_rate: float, rngs: nnx.Rngs):
+  def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
     c = cfg.hidden_size
-    self.drop_path_rate = drop_path_rate
     self.norm1 = norm(cfg.norm_type, c, cfg.layer_norm_eps, 'embed', rngs)
     self.attn = Attention(cfg, rngs)
     self.ls1 = logical.param(cfg.initializer_factor * jnp.ones((c,)), ('embed',))
@@ -108,33 +108,51 @@ class Layer(nnx.Module):
     self.mlp = Mlp(cfg, rngs)
     self.ls2 = logical.param(cfg.initializer_factor * jnp.ones((c,)), ('embed',))
 
-  def __call__(self, x: jax.Array, rng: jax.Array | None = None) -> jax.Array:
+  def __call__(self, x: jax.Array, drop_path_rate: jax.Array | float = 0.0,
+               rng: jax.Array | None = None) -> jax.Array:
     rngs = (None, None) if rng is None else tuple(jax.random.split(rng))
-    x = x + _drop_path(self.attn(self.norm1(x)) * self.ls1[...], self.drop_path_rate, rngs[0])
-    return x + _drop_path(self.mlp(self.norm2(x)) * self.ls2[...], self.drop_path_rate, rngs[1])
+    x = x + _drop_path(self.attn(self.norm1(x)) * self.ls1[...], drop_path_rate, rngs[0])
+    return x + _drop_path(self.mlp(self.norm2(x)) * self.ls2[...], drop_path_rate, rngs[1])
 
 
 class Encoder(nnx.Module):
+  """`layers`: one `stack.build` stack of `num_hidden_layers` layers; stochastic depth
+  grows linearly from 0 at the first layer to `drop_path_rate` at the last."""
+
   def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
     n = cfg.num_hidden_layers
-    rates = [cfg.drop_path_rate * i / max(n - 1, 1) for i in range(n)]  # linear 0 -> rate
-    self.layers = nnx.List([Layer(cfg, r, rngs) for r in rates])
+    self.drop_path_rates = nnx.data(
+        tuple(cfg.drop_path_rate * i / max(n - 1, 1) for i in range(n)))
+    self.scan_layers = cfg.get('scan_layers', True)
+    self.layers = stack.build(lambda r: Layer(cfg, r), n, rngs)
+
+  def __call__(self, x: jax.Array, num_layers: int,
+               drop_path_rng: jax.Array | None = None) -> jax.Array:
+    """`x [B, N, C]` through the first `num_layers` layers."""
+    rates = jnp.asarray(self.drop_path_rates[:num_layers], jnp.float32)
+    index = jnp.arange(num_layers)
+
+    def body(layer, x, per_layer):
+      rate, i = per_layer
+      rng = None if drop_path_rng is None else jax.random.fold_in(drop_path_rng, i)
+      return layer(x, rate, rng), None
+    return stack.run(self.layers, body, x, (rates, index), count=num_layers,
+                     scan=self.scan_layers)[0]
 
 
 class InternViT(nnx.Module):
   """`pixels [B, H, W, 3] -> hidden states [B, 1 + (H/14)*(W/14), C]` (CLS first)."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
+    self.num_layers = cfg.num_hidden_layers
     self.embeddings = Embeddings(cfg, rngs)
     self.encoder = Encoder(cfg, rngs)
 
   def __call__(self, pixels: jax.Array, *, num_layers: int | None = None,
-               drop_path_rng: jax.Array | None = None) -> list[jax.Array]:
-    """Returns the hidden states `[embeddings, after layer 1, ...]` up to `num_layers`
-    layers (default all); `drop_path_rng` enables stochastic depth (training)."""
-    layers = self.encoder.layers[:num_layers] if num_layers is not None else self.encoder.layers
-    states = [self.embeddings(pixels)]
-    for i, layer in enumerate(layers):
-      rng = None if drop_path_rng is None else jax.random.fold_in(drop_path_rng, i)
-      states.append(layer(states[-1], rng))
-    return states
+               drop_path_rng: jax.Array | None = None) -> jax.Array:
+    """The hidden state after `num_layers` layers (default all; 0: the embeddings),
+    i.e. the reference's `hidden_states[num_layers]`; `drop_path_rng` enables
+    stochastic depth (training)."""
+    n = self.num_layers if num_layers is None else num_layers
+    x = self.embeddings(pixels)
+    return x if n == 0 else self.encoder(x, n, drop_path_rng)

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from argenseg_jax.layers import logical
+from argenseg_jax.layers import attention, logical, stack
 from argenseg_jax.layers.linear import RMSNorm
 from argenseg_jax.layers.rope import apply_rope
 from argenseg_jax.sharding import constrain
@@ -73,6 +73,11 @@ def attention_bias(cache: KVCache, q_len: int) -> jax.Array:
   return ((causal + padding) + unwritten)[:, None]
 
 
+# The vocabulary of the embedding table and head is padded to a multiple of this (zero
+# rows that no token id reaches), so that it splits evenly over `tensor` (96653 -> 96768).
+VOCAB_MULTIPLE = 128
+
+
 def _param(init, key, shape, axes):
   return logical.param(init(key, shape), axes)
 
@@ -84,26 +89,24 @@ class Attention(nnx.Module):
     d, h, kv, hd = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
     init = nnx.initializers.normal(cfg.initializer_range)
     self.theta = cfg.rope_theta
+    self.implementation = cfg.get('attention', 'xla')
+    attention.check(self.implementation)
     self.wq = _param(init, rngs.params(), (d, h, hd), ('embed', 'heads', 'head_dim'))
     self.wk = _param(init, rngs.params(), (d, kv, hd), ('embed', 'kv_heads', 'head_dim'))
     self.wv = _param(init, rngs.params(), (d, kv, hd), ('embed', 'kv_heads', 'head_dim'))
     self.wo = _param(init, rngs.params(), (h, hd, d), ('heads', 'head_dim', 'embed'))
 
-  def __call__(self, x, positions, bias, k_cache, v_cache, start):
-    """`x: [B, q, D]` -> (`[B, q, D]`, updated `k_cache`, `v_cache` `[B, T, KV, hd]`)."""
+  def __call__(self, x, positions, bias, k_cache, v_cache, start, key_mask):
+    """`x: [B, q, D]` -> (`[B, q, D]`, updated `k_cache`, `v_cache` `[B, T, KV, hd]`);
+    `bias [B, 1, q, T]` and `key_mask [B, T]` as `attention.attend` takes them."""
     q = constrain(jnp.einsum('bld,dhk->blhk', x, self.wq[...]), QUERIES)
     k = constrain(jnp.einsum('bld,dhk->blhk', x, self.wk[...]), KEYS)
     v = constrain(jnp.einsum('bld,dhk->blhk', x, self.wv[...]), KEYS)
     q, k = apply_rope(q, positions, self.theta), apply_rope(k, positions, self.theta)
     k_cache = write_rows(k_cache, k, start)
     v_cache = write_rows(v_cache, v, start)
-    b, l, h, hd = q.shape
-    groups = h // k_cache.shape[2]
-    q = q.reshape(b, l, k_cache.shape[2], groups, hd)  # query head g*G + j -> (g, j)
-    scores = jnp.einsum('blgjd,btgd->bgjlt', q, k_cache).astype(jnp.float32) / hd ** 0.5
-    scores = scores + bias[:, :, None]  # [B, KV, G, q, T]
-    probs = jax.nn.softmax(scores, axis=-1).astype(v_cache.dtype)
-    out = jnp.einsum('bgjlt,btgd->blgjd', probs, v_cache).reshape(b, l, h, hd)
+    out = attention.attend(q, k_cache, v_cache, bias, implementation=self.implementation,
+                           token_mask=key_mask)  # query head g*G + j sees kv head g
     return jnp.einsum('blhk,hkd->bld', out, self.wo[...]), k_cache, v_cache
 
 
@@ -129,30 +132,35 @@ class DecoderLayer(nnx.Module):
     self.ffn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, 'embed', rngs)
     self.feed_forward = FeedForward(cfg, rngs)
 
-  def __call__(self, x, positions, bias, k_cache, v_cache, start):
+  def __call__(self, x, positions, bias, k_cache, v_cache, start, key_mask):
     h, k_cache, v_cache = self.attention(self.attention_norm(x), positions, bias,
-                                         k_cache, v_cache, start)
+                                         k_cache, v_cache, start, key_mask)
     x = x + h
     return x + self.feed_forward(self.ffn_norm(x)), k_cache, v_cache
 
 
 class InternLM2(nnx.Module):
-  """`tok_embeddings`, `layers`, `norm`, `output` (named like the checkpoint)."""
+  """`tok_embeddings`, `layers`, `norm`, `output` (named like the checkpoint; `layers`
+  is one `stack.build` stack: parameters `[num_hidden_layers, ...]`)."""
 
   def __init__(self, cfg: ml_collections.ConfigDict, rngs: nnx.Rngs):
     check_config(cfg)
     self.max_positions = cfg.max_position_embeddings
     self.rope_scaling_factor = cfg.rope_scaling_factor
     self.remat = cfg.get('remat', False)  # recompute each layer in the backward pass
+    self.scan_layers = cfg.get('scan_layers', True)
     self.cache_dims = (cfg.num_hidden_layers, cfg.num_key_value_heads, cfg.head_dim)
     init = nnx.initializers.normal(cfg.initializer_range)
+    self.vocab_size = cfg.vocab_size
+    padded = padded_vocab_size(cfg.vocab_size)
     self.tok_embeddings = nnx.Embed(
-        cfg.vocab_size, cfg.hidden_size,
-        embedding_init=logical.partitioned(init, ('vocab', 'embed')), rngs=rngs)
-    self.layers = nnx.List([DecoderLayer(cfg, rngs) for _ in range(cfg.num_hidden_layers)])
+        padded, cfg.hidden_size,
+        embedding_init=logical.partitioned(_zero_rows_from(cfg.vocab_size, init),
+                                           ('vocab', 'embed')), rngs=rngs)
+    self.layers = stack.build(lambda r: DecoderLayer(cfg, r), cfg.num_hidden_layers, rngs)
     self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, 'embed', rngs)
-    self.output = _param(init, rngs.params(), (cfg.hidden_size, cfg.vocab_size),
-                         ('embed', 'vocab'))
+    self.output = _param(_zero_cols_from(cfg.vocab_size, init), rngs.params(),
+                         (cfg.hidden_size, padded), ('embed', 'vocab'))
 
   def empty_cache(self, batch: int, size: int, dtype=jnp.float32) -> KVCache:
     """A cache for `size` tokens per row. Beyond `max_position_embeddings` the original
@@ -184,21 +192,53 @@ class InternLM2(nnx.Module):
       start = jnp.where(active, start, cache.key_mask.shape[1])
     key_mask = write_rows(cache.key_mask, token_mask, start)
     bias = attention_bias(cache._replace(key_mask=key_mask), q_len)
-    ks, vs = [], []
-    run = nnx.remat(DecoderLayer.__call__) if self.remat else DecoderLayer.__call__
-    for i, layer in enumerate(self.layers):
+
+    def body(layer, x, kv):
       x = constrain(x, RESIDUAL)  # block boundary: batch over data+fsdp, width over tensor
-      x, k, v = run(layer, x, positions, bias, cache.k[i], cache.v[i], start)
-      ks.append(k)
-      vs.append(v)
+      x, k, v = layer(x, positions, bias, *kv, start, key_mask)
+      return x, (k, v)
+    x, (k, v) = stack.run(self.layers, body, x, (cache.k, cache.v), scan=self.scan_layers,
+                          remat=self.remat)
     length = cache.length + (q_len if active is None else jnp.where(active, q_len, 0))
-    return self.norm(x), KVCache(jnp.stack(ks), jnp.stack(vs), key_mask, length)
+    return self.norm(x), KVCache(k, v, key_mask, length)
 
   def logits(self, hidden: jax.Array, first: int = 0) -> jax.Array:
     """`[B, L, D]` -> float32 logits `[B, L, V - first]` of the vocabulary rows from
-    `first` on (negative counts from the end: -4096 = the visual codes only)."""
-    logits = jnp.einsum('bld,dv->blv', hidden, self.output[:, first:])
+    `first` on (negative counts from the end: -4096 = the visual codes only); the
+    padding rows of the head (`padded_vocab_size`) are left out."""
+    start = first % self.vocab_size if first < 0 else first
+    logits = jnp.einsum('bld,dv->blv', hidden, self.output[:, start:self.vocab_size])
     return constrain(logits, LOGITS).astype(jnp.float32)
+
+  def padded_logits(self, hidden: jax.Array) -> jax.Array:
+    """`[B, L, D]` -> float32 logits `[B, L, V_padded]` over the whole padded head (even
+    shards over `tensor`), the padding columns at -inf."""
+    logits = constrain(jnp.einsum('bld,dv->blv', hidden, self.output[...]), LOGITS)
+    return mask_padding(logits.astype(jnp.float32), self.vocab_size)
+
+
+def padded_vocab_size(vocab_size: int) -> int:
+  """The vocabulary rounded up to a multiple of `VOCAB_MULTIPLE`."""
+  return -(-vocab_size // VOCAB_MULTIPLE) * VOCAB_MULTIPLE
+
+
+def mask_padding(logits: jax.Array, vocab_size: int) -> jax.Array:
+  """`[..., V_padded]` with the columns from `vocab_size` on set to -inf."""
+  real = jnp.arange(logits.shape[-1]) < vocab_size
+  return jnp.where(real, logits, -jnp.inf)
+
+
+def _zero_rows_from(n: int, init):
+  """`init` with rows `n` and on of the result zero (the vocabulary padding)."""
+  def padded(key, shape, dtype=jnp.float32):
+    return init(key, shape, dtype).at[n:].set(0)
+  return padded
+
+
+def _zero_cols_from(n: int, init):
+  def padded(key, shape, dtype=jnp.float32):
+    return init(key, shape, dtype).at[:, n:].set(0)
+  return padded
 
 
 def check_config(cfg: ml_collections.ConfigDict) -> None:

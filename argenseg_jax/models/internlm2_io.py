@@ -5,7 +5,7 @@ import numpy as np
 
 from argenseg_jax.checkpoints import params
 from argenseg_jax.checkpoints.conversion import Rule
-from argenseg_jax.models.internlm2 import InternLM2, check_config
+from argenseg_jax.models.internlm2 import InternLM2, check_config, padded_vocab_size
 
 # `InternLM2Config.__init__` defaults, used for fields a config.json leaves out.
 HF_DEFAULTS = dict(
@@ -40,7 +40,9 @@ def conversion_table(cfg: ml_collections.ConfigDict, theirs: str = '',
   `{theirs}model.*` and `{theirs}output.weight`."""
   kv, hd = cfg.num_key_value_heads, cfg.head_dim
   groups = cfg.num_attention_heads // kv
-  rules = [Rule(f'{ours}tok_embeddings/embedding', f'{theirs}model.tok_embeddings.weight')]
+  vocab = (cfg.vocab_size, padded_vocab_size(cfg.vocab_size))
+  rules = [Rule(f'{ours}tok_embeddings/embedding', f'{theirs}model.tok_embeddings.weight',
+                'pad_rows', vocab)]
   for i in range(cfg.num_hidden_layers):
     o, t = f'{ours}layers/{i}/', f'{theirs}model.layers.{i}.'
     rules += [Rule(f'{o}attention/w{p}', f'{t}attention.wqkv.weight', 'packed_qkv',
@@ -53,7 +55,7 @@ def conversion_table(cfg: ml_collections.ConfigDict, theirs: str = '',
               Rule(f'{o}attention_norm/weight', f'{t}attention_norm.weight'),
               Rule(f'{o}ffn_norm/weight', f'{t}ffn_norm.weight')]
   return rules + [Rule(f'{ours}norm/weight', f'{theirs}model.norm.weight'),
-                  Rule(f'{ours}output', f'{theirs}output.weight', 'linear_oi_to_io')]
+                  Rule(f'{ours}output', f'{theirs}output.weight', 'linear_oi_to_io_pad', vocab)]
 
 
 def from_state_dict(checkpoint: dict[str, np.ndarray], cfg: ml_collections.ConfigDict,

@@ -7,10 +7,10 @@ segment` / `argenseg eval` with the run's tokenizer.
 """
 
 import functools
-import pathlib
 
 import jax
 import ml_collections
+from etils import epath
 
 from argenseg_jax import config_args, pretrained
 from argenseg_jax.example_spec import spec_for
@@ -20,15 +20,23 @@ from argenseg_jax.tokenizer import load_tokenizer, scratch_tokenizer
 from argenseg_jax.training import train_state, train_step
 
 
-def resolve_model(config: ml_collections.ConfigDict, workdir: pathlib.Path):
+def _run_settings(model_cfg: ml_collections.ConfigDict, config: ml_collections.ConfigDict):
+  """The train config's choices of how the model runs (not what it computes): remat and
+  the attention kernel (`layers/attention.py`; '' keeps the model config's)."""
+  model_cfg.llm.remat = config.remat
+  if config.attention:
+    model_cfg.llm.attention = model_cfg.image.vision.attention = config.attention
+
+
+def resolve_model(config: ml_collections.ConfigDict, workdir: epath.Path):
   """`(model config, pretrained model or None, tokenizer, tokenizer dir)` of a run:
   from `init_from` (our checkpoint or a Hugging Face-style one) or a config spec."""
   if config.init_from:
     model, model_cfg = pretrained.load_pretrained(config.init_from)
-    model_cfg.llm.remat = config.remat
+    _run_settings(model_cfg, config)
     return model_cfg, model, load_tokenizer(config.init_from), config.init_from
   model_cfg = config_args.load_config(config.model)
-  model_cfg.llm.remat = config.remat
+  _run_settings(model_cfg, config)
   if not model_cfg.get('added_tokens'):
     raise ValueError(f'model {config.model!r} names no tokenizer to train from scratch '
                      '(variants tiny and small do): give such a config, or set init_from to '
@@ -45,7 +53,11 @@ class ARGenSegTask:
   loss = staticmethod(train_step.argenseg_loss)
   counts = train_step.TOKENS
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: pathlib.Path, inputs):
+  def __init__(self, config: ml_collections.ConfigDict, workdir: epath.Path, inputs):
+    if 'image_tokenizer' not in config.frozen:
+      raise ValueError("config.frozen must keep 'image_tokenizer': ARGenSeg's loss gives the "
+                       'mask tokenizer no gradient (its codes are the targets), so training '
+                       'it would only decay it.')
     self.config, self.inputs = config, inputs
     self.model_cfg, self.pretrained, self.tokenizer, self.tokenizer_dir = resolve_model(
         config, workdir)

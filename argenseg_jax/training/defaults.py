@@ -10,12 +10,21 @@
   data.spec        the `--data` syntax of `data_pipelines/data_spec.py`
   batch_size       global examples per optimizer step (split over processes), made of
                    `accum_steps` micro batches
-  frozen           parameter paths left out of the optimizer (spec §5.5)
+  frozen           the one rule of what trains: module names (default the ViT `vision_model`
+                   and the VQ-VAE `image_tokenizer`, spec §5.5) whose parameters get no
+                   gradient, update or weight decay; `--config.frozen=image_tokenizer`
+                   trains the ViT, `--config.frozen=` freezes nothing (`train_state.is_frozen`)
+  remat            recompute each layer in the backward pass: true, false or a policy name
+                   (`layers/stack.REMAT_POLICIES`)
+  attention        the attention kernel, '' (the model config's), 'xla', 'cudnn' (GPU) or
+                   'splash' (TPU) (`layers/attention.py`)
   mesh             data/fsdp/tensor sizes; data=-1 takes the remaining devices
   export_every     also write an inference checkpoint every N steps (0: only at the end)
 """
 
 import ml_collections
+
+from argenseg_jax.training.train_state import FROZEN_PARTS
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -26,8 +35,8 @@ def base_config() -> ml_collections.ConfigDict:
       batch_size=8, accum_steps=1, num_steps=100, seed=0,
       optimizer=dict(lr=4e-5, warmup_ratio=0.03, b1=0.9, b2=0.999, eps=1e-8,
                      weight_decay=0.05, decay_ndim=0, grad_clip=1.0),
-      compute_dtype='bfloat16', remat=True,
-      frozen=('vision_model', 'image_tokenizer'),
+      compute_dtype='bfloat16', remat=True, attention='',
+      frozen=FROZEN_PARTS,
       mesh=dict(data=-1, fsdp=1, tensor=1), distributed=False,
       checkpoint=dict(every=200, keep=1, async_save=True),
       log_every=10, export=True, export_every=0))

@@ -83,11 +83,23 @@ def make_train_step(lay: Layout, tx: optax.GradientTransformation, mesh: Mesh, *
 
   compiled = jax.jit(step, in_shardings=(lay.shardings, batch_sharding(mesh)),
                      out_shardings=(lay.shardings, None), donate_argnums=0)
+  return OnMesh(compiled, mesh)
 
-  def run(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
-    with jax.set_mesh(mesh):  # activation constraints (`sharding.constrain`) see the mesh
-      return compiled(state, batch)
-  return run
+
+class OnMesh:
+  """A jitted function called (or lowered, e.g. on abstract inputs) under `mesh`, so
+  that the activation constraints (`sharding.constrain`) see it."""
+
+  def __init__(self, jitted, mesh: Mesh):
+    self.jitted, self.mesh = jitted, mesh
+
+  def __call__(self, *args):
+    with jax.set_mesh(self.mesh):
+      return self.jitted(*args)
+
+  def lower(self, *args):
+    with jax.set_mesh(self.mesh):
+      return self.jitted.lower(*args)
 
 
 def global_batch(local: dict, mesh: Mesh) -> dict:

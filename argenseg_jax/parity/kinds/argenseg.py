@@ -37,15 +37,15 @@ def run(fixture, wanted) -> dict[str, np.ndarray]:
     model = nnx.merge(graphdef, state)
     target_ids, var_input = model.mask_targets(masks)
     result = model.train_forward(ids, labels, token_mask, pixels, image_flags, masks, mask_flags)
-    return result, target_ids, var_input
+    return result, model.language_model.logits(result.hidden), target_ids, var_input
 
   nhwc = lambda a: jnp.asarray(a.transpose(0, 2, 3, 1))
-  train, target_ids, var_input = forward(
+  train, train_logits, target_ids, var_input = forward(
       state, jnp.asarray(x['train_input_ids'], jnp.int32),
       jnp.asarray(x['train_labels'], jnp.int32), jnp.asarray(x['train_attention_mask'], bool),
       nhwc(x['pixel_values']), jnp.asarray(x['image_flags'][:, 0]), nhwc(x['masks']),
       jnp.asarray(x['mask_flags'][:, 0]))
-  logits = np.asarray(train.logits[0])
+  logits = np.asarray(train_logits[0])
   labels = np.asarray(train.labels, np.int64)
   next_labels = labels[0, 1:]
   at_label = np.take_along_axis(logits[:-1], np.maximum(next_labels, 0)[:, None], 1)[:, 0]

@@ -17,17 +17,18 @@ def run_intern_vit(fixture, wanted) -> dict[str, np.ndarray]:
   vision = image_embedder_io.vision_config_from_hf(fixture.config['ctor_kwargs'])
   model = image_embedder_io.vit_from_state_dict(read_safetensors(fixture.weights[0]), vision)
   graphdef, state = nnx.split(model)
-  forward = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+  # the hidden state after n layers (None: all), the reference's hidden_states[n]
+  forward = jax.jit(lambda s, x, n: nnx.merge(graphdef, s)(x, num_layers=n), static_argnums=2)
   pixels = fixture.inputs['pixel_values']
   out = {}
-  if any(wanted(n) for n in ('last_hidden_state', 'embeddings', 'hidden_states_1')):
-    states = forward(state, _nhwc(pixels))
-    out.update(last_hidden_state=np.asarray(states[-1]), embeddings=np.asarray(states[0]),
-               hidden_states_1=np.asarray(states[1]))
+  for name, layers in (('last_hidden_state', None), ('embeddings', 0), ('hidden_states_1', 1)):
+    if wanted(name):
+      out[name] = np.asarray(forward(state, _nhwc(pixels), layers))
   if wanted('last_hidden_state_224'):
     # Every other pixel (the reference's input): half the patch grid, so the position
     # embedding is resized.
-    out['last_hidden_state_224'] = np.asarray(forward(state, _nhwc(pixels[:, :, ::2, ::2]))[-1])
+    out['last_hidden_state_224'] = np.asarray(
+        forward(state, _nhwc(pixels[:, :, ::2, ::2]), None))
   return out
 
 
