@@ -68,18 +68,50 @@ DIR_FORMAT = DirFormat(FORMAT, META_FILE,
                        frozenset({META_FILE, 'params', SAFETENSORS_FILE, *TOKENIZER_FILES}))
 
 
-def _write_dir(out_dir, cfg: ml_collections.ConfigDict, tokenizer_dir, write_params,
-               overwrite: bool) -> epath.Path:
-  """Writes `out_dir/{argenseg.json, params...}` atomically: the tokenizer files of
-  `tokenizer_dir` (if any) copied, then `write_params(out_dir)`."""
-  with atomic_directory(out_dir, DIR_FORMAT, overwrite) as tmp:
+# What `export_hf` writes: the original's layout, with a marker of its own (not ours
+# `argenseg.json`, so that `load_pretrained` reads it as a Hugging Face-style directory).
+HF_EXPORT_FORMAT = DirFormat('argenseg-jax/hf-export', 'argenseg_export.json', frozenset({
+    'argenseg_export.json', 'config.json', 'model.safetensors', *TOKENIZER_FILES}))
+
+
+def _write_dir(out_dir, tokenizer_dir, write, overwrite: bool,
+               fmt: DirFormat = DIR_FORMAT) -> epath.Path:
+  """Writes the `fmt` directory `out_dir` atomically: the tokenizer files of
+  `tokenizer_dir` (if any) copied, then `write(tmp)` (the rest, its marker included)."""
+  with atomic_directory(out_dir, fmt, overwrite) as tmp:
     for name in TOKENIZER_FILES:
       if tokenizer_dir is not None and (user_input.path(tokenizer_dir) / name).is_file():
         (user_input.path(tokenizer_dir) / name).copy(tmp / name)
+    write(tmp)
+  return user_input.path(out_dir, absolute=True)
+
+
+def _ours(cfg: ml_collections.ConfigDict, write_params):
+  """`write` for `_write_dir`: the parameters, then `argenseg.json`."""
+  def write(tmp):
     write_params(tmp)
     (tmp / META_FILE).write_text(json.dumps(
         {'format': FORMAT, 'version': 1, 'config': cfg.to_dict()}, indent=1))
-  return user_input.path(out_dir, absolute=True)
+  return write
+
+
+def export_hf(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir, tokenizer_dir=None,
+              overwrite: bool = False) -> epath.Path:
+  """Writes `out_dir` in the released layout, the original's key names and shapes: one
+  `model.safetensors` (layer stacks split into `...layers.<i>...`, the packed `wqkv`
+  rebuilt, the vocabulary padding dropped), `config.json`, `added_tokens.json` (unless
+  `tokenizer_dir` has one) and the tokenizer files. `load_pretrained(out_dir,
+  vqvae_config=cfg.vqvae)` reads it back."""
+  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+  state = params.to_state_dict(model, argenseg_io.conversion_table(cfg))
+
+  def write(tmp):
+    write_local(tmp / 'model.safetensors', lambda file: save_file(state, str(file)))
+    (tmp / 'config.json').write_text(json.dumps(argenseg_io.config_to_hf(cfg), indent=1))
+    if not (tmp / 'added_tokens.json').exists():
+      (tmp / 'added_tokens.json').write_text(json.dumps(argenseg_io.added_tokens(cfg)))
+    (tmp / HF_EXPORT_FORMAT.marker).write_text(json.dumps({'format': HF_EXPORT_FORMAT.format}))
+  return _write_dir(out_dir, tokenizer_dir, write, overwrite, HF_EXPORT_FORMAT)
 
 
 def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,
@@ -99,7 +131,7 @@ def save_pretrained(model: ARGenSeg, cfg: ml_collections.ConfigDict, out_dir,
                  tmp / SAFETENSORS_FILE, lambda file: params.save_safetensors(model, file))}
   if params_format not in writers:
     raise ValueError(f'params_format must be one of {sorted(writers)}, got {params_format!r}.')
-  return _write_dir(out_dir, cfg, tokenizer_dir, writers[params_format], overwrite)
+  return _write_dir(out_dir, tokenizer_dir, _ours(cfg, writers[params_format]), overwrite)
 
 
 def _from_ours(path: epath.Path) -> tuple[ARGenSeg, ml_collections.ConfigDict]:
@@ -180,6 +212,6 @@ def convert_pretrained(src, dst, *, vae=None,
   like = nnx.to_pure_dict(nnx.state(model, nnx.Param))
   shardings = None if mesh is None else conversion.flatten(
       nnx.to_pure_dict(nnx.state(sharding.param_shardings(model, mesh), nnx.Param)))
-  return _write_dir(dst, cfg, src, lambda tmp: write_local(
-      tmp / 'params', lambda local: streaming.save_in_groups(local, reads, like, shardings)),
+  return _write_dir(dst, src, _ours(cfg, lambda tmp: write_local(
+      tmp / 'params', lambda local: streaming.save_in_groups(local, reads, like, shardings))),
       overwrite)

@@ -110,6 +110,19 @@ def test_cli_convert_model(hf_dir, tmp_path, capsys):
   assert cli.main(['convert', 'model', '--from', str(tmp_path / 'nope'), '--to',
                    str(tmp_path / 'p')]) == 2
   assert 'not found' in capsys.readouterr().err
+  # and back: the released layout, every tensor as the source directory holds it
+  assert cli.main(['convert', 'hf', '--from', str(tmp_path / 'o'), '--to',
+                   str(tmp_path / 'e')]) == 0
+  exported = read_safetensors(tmp_path / 'e' / 'model.safetensors')
+  source = {}
+  for shard in sorted(hf_dir.glob('*.safetensors')):
+    source.update(read_safetensors(shard))
+  unused = {f'image_tokenizer.{k}' for k in var_vqvae_io.EXCUSED_KEYS}
+  assert set(exported) == set(source) - unused
+  for key, value in exported.items():
+    np.testing.assert_array_equal(value, source[key], err_msg=key)
+  assert cli.main(['convert', 'hf', '--from', str(tmp_path / 'o'), '--to',
+                   str(tmp_path / 'o')]) == 2  # never over our own checkpoint
 
 
 def test_a_checkpoint_written_before_the_layer_stacks_loads(tmp_path):

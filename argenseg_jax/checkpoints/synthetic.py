@@ -13,7 +13,7 @@ import ml_collections
 import numpy as np
 
 from argenseg_jax.checkpoints import params
-from argenseg_jax.models import argenseg_io, image_embedder_io, internlm2_io
+from argenseg_jax.models import argenseg_io
 from argenseg_jax.models.argenseg import ARGenSeg
 
 # A parameter's checkpoint shape from its converted shape: the inverse of each transform.
@@ -27,16 +27,6 @@ CHECKPOINT_SHAPE = {
     'pad_rows': lambda s, n, padded: (n,) + tuple(s[1:]),
     'linear_oi_to_io_pad': lambda s, n, padded: (n, s[0]),
 }
-
-
-def chat_config(cfg: ml_collections.ConfigDict) -> dict:
-  """The `InternVLChatConfig` dict that `argenseg_io.config_from_hf` maps back to `cfg`."""
-  llm = {k: cfg.llm[k] for k in internlm2_io.HF_DEFAULTS if k in cfg.llm}
-  llm['rope_scaling'] = {'type': 'dynamic', 'factor': cfg.llm.rope_scaling_factor}
-  vision = {k: cfg.image.vision[k] for k in image_embedder_io.HF_VISION_DEFAULTS}
-  return dict(architectures=['InternVLChatModel'], vision_config=vision, llm_config=llm,
-              downsample_ratio=cfg.image.downsample_ratio, ps_version=cfg.image.ps_version,
-              select_layer=cfg.image.select_layer, gen_img_reso=cfg.vqvae.resolution)
 
 
 def checkpoint_shapes(cfg: ml_collections.ConfigDict) -> dict[str, tuple]:
@@ -57,11 +47,8 @@ def write_hf_dir(cfg: ml_collections.ConfigDict, out, *, shards: int = 2,
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
   out = pathlib.Path(out)
   out.mkdir(parents=True, exist_ok=True)
-  (out / 'config.json').write_text(json.dumps(chat_config(cfg)))
-  t = cfg.tokens
-  (out / 'added_tokens.json').write_text(json.dumps({
-      '<IMG_CONTEXT>': t.img_context_token_id, '<ge_start>': t.gen_start_token_id,
-      '<ge_end>': t.gen_end_token_id, '<MASK_CONTEXT>': t.mask_context_token_id}))
+  (out / 'config.json').write_text(json.dumps(argenseg_io.config_to_hf(cfg)))
+  (out / 'added_tokens.json').write_text(json.dumps(argenseg_io.added_tokens(cfg)))
   shapes = checkpoint_shapes(cfg) if shapes is None else shapes
   keys = sorted(shapes)
   rng = np.random.default_rng(seed)

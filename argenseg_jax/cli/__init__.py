@@ -78,11 +78,19 @@ def _convert(args) -> int:
     atomic.check_target(args.dst, var_vqvae_io.DIR_FORMAT, args.overwrite)
     model, cfg = var_vqvae_io.load_vqvae(args.src, load_config(args.config or 'var_vqvae'))
     out = var_vqvae_io.save_vqvae(model, cfg, args.dst, args.overwrite)
-  else:
+  elif args.what == 'model':
     from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
     out = pretrained.convert_pretrained(
         args.src, args.dst, vae=args.vae, overwrite=args.overwrite,
         vqvae_config=load_config(args.config) if args.config else None)
+  else:  # back to the released layout
+    from argenseg_jax import pretrained  # pylint: disable=import-outside-toplevel
+    atomic.check_target(args.dst, pretrained.HF_EXPORT_FORMAT, args.overwrite)
+    model, cfg = pretrained.load_pretrained(args.src)
+    out = pretrained.export_hf(model, cfg, args.dst, tokenizer_dir=args.src,
+                               overwrite=args.overwrite)
+    print(f'exported {args.src} -> {out} (the original key names and shapes)')
+    return 0
   print(f'converted {args.src} -> {out} (no PyTorch needed to load it)')
   return 0
 
@@ -136,10 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
   cv = sub.add_parser('convert', help='convert a PyTorch checkpoint to our format',
                       description='vae: a VAR .pth -> config.json + params.safetensors. '
                       'model: a Hugging Face-style ARGenSeg directory (config.json, '
-                      '(sharded) safetensors, tokenizer files) -> our orbax checkpoint.')
-  cv.add_argument('what', choices=['vae', 'model'], help='which model the checkpoint holds')
+                      '(sharded) safetensors, tokenizer files) -> our orbax checkpoint. '
+                      'hf: our checkpoint -> the released layout (config.json, '
+                      'model.safetensors with the original keys, tokenizer files).')
+  cv.add_argument('what', choices=['vae', 'model', 'hf'],
+                  help='which model the checkpoint holds, or hf: export ours back')
   cv.add_argument('--from', dest='src', required=True,
-                  help='vae_ch160v4096z32.pth, or the ARGenSeg-8B directory')
+                  help='vae_ch160v4096z32.pth, the ARGenSeg-8B directory, or (hf) ours')
   cv.add_argument('--to', dest='dst', required=True, help='output directory')
   cv.add_argument('--vae', help='model: a VAR .pth for the image tokenizer (replaces or '
                   'supplies the image_tokenizer.* weights)')

@@ -5,7 +5,7 @@ import numpy as np
 
 from argenseg_jax.checkpoints import params
 from argenseg_jax.checkpoints.conversion import Rule
-from argenseg_jax.models import internvl_chat_io, var_vqvae_io
+from argenseg_jax.models import image_embedder_io, internlm2_io, internvl_chat_io, var_vqvae_io
 from argenseg_jax.models.argenseg import ARGenSeg
 
 # The added tokens: InternVL's, then ARGenSeg's, in id order (a checkpoint's tokenizer
@@ -44,6 +44,24 @@ def config_from_hf(chat: dict, token_ids: dict[str, int],
   cfg.tokens = tokens
   cfg.vqvae = vqvae
   return cfg
+
+
+def config_to_hf(cfg: ml_collections.ConfigDict) -> dict:
+  """The `InternVLChatConfig` dict (`config.json`) that `config_from_hf` maps back to
+  `cfg` (with the tokenizer's ids and `cfg.vqvae`)."""
+  llm = {k: cfg.llm[k] for k in internlm2_io.HF_DEFAULTS if k in cfg.llm}
+  llm['rope_scaling'] = {'type': 'dynamic', 'factor': cfg.llm.rope_scaling_factor}
+  vision = {k: cfg.image.vision[k] for k in image_embedder_io.HF_VISION_DEFAULTS}
+  return dict(architectures=['InternVLChatModel'], vision_config=vision, llm_config=llm,
+              downsample_ratio=cfg.image.downsample_ratio, ps_version=cfg.image.ps_version,
+              select_layer=cfg.image.select_layer, gen_img_reso=cfg.vqvae.resolution)
+
+
+def added_tokens(cfg: ml_collections.ConfigDict) -> dict[str, int]:
+  """The special tokens `token_config` reads (an `added_tokens.json`)."""
+  t = cfg.tokens
+  return {'<IMG_CONTEXT>': t.img_context_token_id, '<ge_start>': t.gen_start_token_id,
+          '<ge_end>': t.gen_end_token_id, '<MASK_CONTEXT>': t.mask_context_token_id}
 
 
 def conversion_table(cfg: ml_collections.ConfigDict) -> list[Rule]:
