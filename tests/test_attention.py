@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from argenseg_jax import sharding
 from argenseg_jax.checkpoints import params
@@ -92,3 +93,26 @@ def test_vocabulary_is_padded_and_masked():
   assert np.all(np.isneginf(padded[..., 50:]))
   assert model.logits(hidden, -10).shape == (1, 3, 10)
   np.testing.assert_allclose(model.logits(hidden, -10), logits[..., 40:], rtol=1e-6)
+
+
+def test_splash_in_the_decoder_matches_xla():
+  """The decoder with `attention='splash'` (a whole sequence from an empty cache: the
+  training forward) gives the real tokens XLA's logits, right- and left-padded rows."""
+  cfg = internlm2_io.config_from_hf(dict(
+      vocab_size=50, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+      num_attention_heads=4, num_key_value_heads=2, bias=False, max_position_embeddings=512))
+  model = params.init(functools.partial(InternLM2, cfg), seed=0)
+  cfg.attention = 'splash'
+  splash = nnx.merge(nnx.graphdef(params.abstract(functools.partial(InternLM2, cfg))),
+                     nnx.state(model))
+  ids = jax.random.randint(jax.random.key(0), (2, L), 0, 50)
+  mask = (jnp.arange(L)[None] < jnp.array([[L], [100]])).at[0, :7].set(False)
+  positions = jnp.maximum(jnp.cumsum(mask, 1) - 1, 0)
+
+  @nnx.jit
+  def logits(m):
+    hidden, _ = m(m.embed(ids), positions, mask, m.empty_cache(2, L))
+    return m.logits(hidden)
+  real = np.asarray(mask)
+  np.testing.assert_allclose(np.asarray(logits(splash))[real], np.asarray(logits(model))[real],
+                             atol=1e-5)
