@@ -128,8 +128,8 @@ MUTANTS = (
            'is_text = (shift_labels != -100) & (shift_labels <= mask_context)',
            'is_text = shift_labels <= mask_context', T_PARITY),
     Mutant('visual_loss_off_by_one_slot', MODEL,
-           'shift_labels = labels[:, 1:].reshape(-1)',
-           'shift_labels = jnp.roll(labels, -2, axis=1)[:, :-1].reshape(-1)', T_PARITY),
+           'shift_labels = labels[:, 1:]\n',
+           'shift_labels = jnp.roll(labels, -2, axis=1)[:, :-1]\n', T_PARITY),
     # checkpointing and resume
     Mutant('resume_without_the_data_position', 'argenseg_jax/training/checkpointing.py',
            'state=ocp.args.StandardRestore(abstract_state),\n'
@@ -220,8 +220,8 @@ MUTANTS = (
     # structure: imports point one way; the decoder constrains what the planner sizes;
     # parameters are placed later whatever flax's default
     Mutant('library_imports_the_data_code', SEGMENTER,
-           'from argenseg_jax import chat_template, image_io\n',
-           'from argenseg_jax import chat_template, image_io\n'
+           'from argenseg_jax import chat_template, image_io, user_input\n',
+           'from argenseg_jax import chat_template, image_io, user_input\n'
            'from data_pipelines import data_spec\n',
            ('tests/test_import_direction.py',)),
     Mutant('mlp_hidden_left_unconstrained', 'argenseg_jax/models/internlm2.py',
