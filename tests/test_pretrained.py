@@ -1,6 +1,5 @@
 """Loading ARGenSeg from Hugging Face-style directories and our orbax format."""
 
-import functools
 import json
 import os
 
@@ -8,11 +7,10 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from argenseg_jax import bundled, config_args, pretrained
+from argenseg_jax import bundled, pretrained
 from argenseg_jax.checkpoints import layer_stacks, params
 from argenseg_jax.checkpoints.torch_files import CheckpointError, read_safetensors
 from argenseg_jax.models import argenseg_io, var_vqvae_io
-from argenseg_jax.models.argenseg import ARGenSeg
 from tests.conftest import golden_fixture
 from tests.helpers import make_hf_dir
 
@@ -48,10 +46,15 @@ def test_sharded_hf_dir_and_our_format_load_the_same_weights(hf_dir, fixture_vqv
       np.testing.assert_array_equal(np.asarray(got[k]), np.asarray(want[k]), err_msg=k)
 
 
-def test_one_file_format_checks_every_key(tmp_path):
+@pytest.fixture(scope='module')
+def bundled_model():
+  """The bundled small ARGenSeg `(model, cfg)` (read, not compiled)."""
+  return pretrained.load_pretrained(bundled.ARGENSEG_SMALL)
+
+
+def test_one_file_format_checks_every_key(tmp_path, bundled_model):
   from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
-  cfg = config_args.load_config('argenseg:variant=tiny')
-  model = params.init(functools.partial(ARGenSeg, cfg))
+  model, cfg = bundled_model
   out = pretrained.save_pretrained(model, cfg, tmp_path / 'm', params_format='safetensors')
   flat = read_safetensors(out / pretrained.SAFETENSORS_FILE)
   key = 'word_embed/kernel'
@@ -125,11 +128,11 @@ def test_cli_convert_model(hf_dir, tmp_path, capsys):
                    str(tmp_path / 'o')]) == 2  # never over our own checkpoint
 
 
-def test_a_checkpoint_written_before_the_layer_stacks_loads(tmp_path):
+def test_a_checkpoint_written_before_the_layer_stacks_loads(tmp_path, bundled_model):
   """Our directory as written before the layer stacks and the vocabulary padding (one
   entry per layer, `[V, D]` head rows) loads into the same parameters; a directory
   whose tree is something else is still refused as unreadable."""
-  model, cfg = pretrained.load_pretrained(bundled.ARGENSEG_SMALL)
+  model, cfg = bundled_model
   flat = layer_stacks.unstack({k: np.asarray(v) for k, v in params.flat_params(model).items()})
   vocab = cfg.llm.vocab_size
   flat['language_model/output'] = flat['language_model/output'][:, :vocab]
