@@ -37,6 +37,7 @@ scores, [B, H, L, T] x (4 + c + 8) in the backward pass (f32 probs, cast probs, 
 dprobs and dscores; x (8 + c) in a forward), and the f32 additive mask [B, 1, L, T];
 'cudnn' no scores, the mask as f32 + bool + the kernel's bias in c bytes [B, 1, L, T];
 'splash' neither (causal and segment ids inside the kernel).
+A ViT that trains (not frozen) also keeps every layer's forward for its backward.
 Inference: weights in the compute dtype + the KV cache 2 x layers x [B, T, KV, hd] x c,
 T = prompt + answer + visual tokens (680 at 256 px), + the prefill peak (one layer's
 forward over the prompt, scores [B, H, P, T] x (8 + c), the mask, two gathered layers)
@@ -228,7 +229,9 @@ def plan(config, mesh_shape, *, batch: int, seq_len: int, device_memory: str,
   visual = num_tokens(tuple(cfg.vqvae.patch_nums))
   attention = attention or cfg.llm.get('attention', 'xla')
   attention_lib.check(attention)
-  act = Activations(cfg, mesh, rec.compute, attention)
+  # splash runs whole sequences from an empty cache only: the sampler's passes run xla
+  runs = 'xla' if attention == 'splash' and not training else attention
+  act = Activations(cfg, mesh, rec.compute, runs)
   c = rec.compute
 
   memory = param_memory(table, mesh, rec, training=training, grad_accum=grad_accum,
@@ -236,6 +239,8 @@ def plan(config, mesh_shape, *, batch: int, seq_len: int, device_memory: str,
   layer_weights = 2 * _gathered(table, 'language_model/layers/', mesh, c) / (
       cfg.llm.num_hidden_layers)  # one layer of each stacked parameter
   frozen_peak = max(act.vit(b * tiles), act.vqvae(b * masks))
+  vit_trains = training and any(not train_state.is_frozen(k.split('/'), frozen)
+                                for k in table if k.startswith('vision/vision_model/'))
   if training:
     fwd = act.layer(b, length)
     saved = act.attn_bias(b, length, length) + (
@@ -246,6 +251,9 @@ def plan(config, mesh_shape, *, batch: int, seq_len: int, device_memory: str,
     chunk = min(length - 1, cfg.get('loss_chunk', LOSS_CHUNK))
     loss = 3 * act.logits(b, chunk) + _gathered(table, 'language_model/output', mesh, c)
     memory['activations saved' + (' (remat)' if remat else '')] = saved
+    if vit_trains:  # every ViT layer's forward kept for its backward (no remat there)
+      memory['ViT activations saved (trains)'] = (cfg.image.vision.num_hidden_layers
+                                                  * act.vit(b * tiles))
     memory['activations transient'] = max(layer, loss, frozen_peak)
   else:
     cache = length + answer_len + visual
@@ -254,8 +262,6 @@ def plan(config, mesh_shape, *, batch: int, seq_len: int, device_memory: str,
                + act.attn_bias(b, length, cache) + layer_weights)
     memory['activations transient'] = max(prefill, frozen_peak)
 
-  vit_trains = training and any(not train_state.is_frozen(k.split('/'), frozen)
-                                for k in table if k.startswith('vision/vision_model/'))
   flops = _flops(cfg, table, batch, length, training, remat, tiles, masks, answer_len,
                  visual, vit_trains)
   ax = mesh.shape
@@ -269,7 +275,7 @@ def plan(config, mesh_shape, *, batch: int, seq_len: int, device_memory: str,
   else:
     setting += (f'{batch} rows, prompt {length} + answer {answer_len} + {visual} visual '
                 'tokens, ')
-  setting += f'{attention} attention, {tiles} tile(s)'
+  setting += f'{runs} attention, {tiles} tile(s)'
   if training:
     setting += f", frozen: {', '.join(frozen) or 'nothing'}"
   return Plan(setting, dev, mesh.size, memory, flops)

@@ -167,7 +167,7 @@ def _earlier_layout(directory: epath.Path, target: dict) -> dict | None:
   except Exception:  # pylint: disable=broad-except
     return None
   per_layer = any(layer_stacks.stacked_key(k) for k in flat)
-  return flat if per_layer and set(layer_stacks.stack(flat)) == set(
+  return flat if per_layer and layer_stacks.stacked_names(flat) == set(
       conversion.flatten(target)) else None
 
 

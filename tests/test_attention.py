@@ -9,7 +9,8 @@ import pytest
 from flax import nnx
 
 from argenseg_jax import sharding
-from argenseg_jax.checkpoints import params
+from argenseg_jax.checkpoints import conversion, params
+from argenseg_jax.checkpoints.torch_files import CheckpointError
 from argenseg_jax.layers import attention, losses
 from argenseg_jax.models import internlm2_io
 from argenseg_jax.models.internlm2 import InternLM2, padded_vocab_size
@@ -116,3 +117,18 @@ def test_splash_in_the_decoder_matches_xla():
   real = np.asarray(mask)
   np.testing.assert_allclose(np.asarray(logits(splash))[real], np.asarray(logits(model))[real],
                              atol=1e-5)
+
+
+def test_splash_refuses_lengths_off_its_blocks():
+  q, k, v, token_mask, bias = _inputs()
+  with pytest.raises(ValueError, match='multiple of 128'):
+    attention.attend(q[:, :100], k[:, :100], v[:, :100], bias[..., :100, :100],
+                     implementation='splash', token_mask=token_mask[:, :100])
+
+
+def test_vocabulary_transforms_check_the_rows():
+  """A checkpoint of another vocabulary is refused even when it pads to the same size."""
+  rule = conversion.Rule('embedding', 'tok.weight', 'pad_rows', (50, 128))
+  with pytest.raises(CheckpointError, match='cannot convert'):
+    conversion.check([rule], {'tok.weight': np.zeros((60, 8))}, {'embedding': (128, 8)})
+  conversion.check([rule], {'tok.weight': np.zeros((50, 8))}, {'embedding': (128, 8)})

@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from argenseg_jax.checkpoints import layer_stacks, params
+from argenseg_jax.checkpoints.torch_files import CheckpointError
 from argenseg_jax.config_args import load_config
 from argenseg_jax.layers import stack
 from argenseg_jax.models import image_embedder_io, internlm2_io
@@ -130,3 +131,33 @@ def test_embedder_stack_converts_like_the_checkpoint():
   reloaded = params.from_checkpoint(functools.partial(type(model), cfg), table, sd)
   jax.tree.map(np.testing.assert_array_equal, nnx.state(reloaded, nnx.Param),
                nnx.state(model, nnx.Param))
+
+
+def test_bf16_vit_with_stochastic_depth_scans():
+  """Per-layer drop-path rates keep a bf16 carry bf16 (a float32 rate would change the
+  scan's carry type)."""
+  cfg = load_config('internvl_vision:variant=tiny,drop_path_rate=0.5').vision
+  vit = params.init(functools.partial(InternViT, cfg), seed=0)
+  half = nnx.merge(nnx.graphdef(vit), jax.tree.map(lambda a: a.astype(jnp.bfloat16),
+                                                   nnx.state(vit)))
+  pixels = jnp.ones((2, 28, 28, 3), jnp.bfloat16)
+  out = nnx.jit(lambda m, x: m(x, drop_path_rng=jax.random.key(0)))(half, pixels)
+  assert out.dtype == jnp.bfloat16
+
+
+def test_wrong_parameters_are_named(llm, tmp_path):
+  """A stack of another depth, or another vocabulary, is an error naming the parameter;
+  a one-file checkpoint written one layer at a time loads."""
+  flat = {k: np.asarray(v) for k, v in params.flat_params(llm).items()}
+  abstract = params.abstract(functools.partial(InternLM2, _llm_config()))
+  short = dict(flat, **{'layers/attention/wq': flat['layers/attention/wq'][:2]})
+  with pytest.raises(CheckpointError, match='layers/attention/wq'):
+    params.with_params(abstract, short)
+  other_vocab = dict(flat, output=flat['output'][:, :-200])
+  with pytest.raises(CheckpointError, match='output'):
+    params.with_params(abstract, other_vocab)
+  from safetensors.numpy import save_file  # pylint: disable=import-outside-toplevel
+  save_file(layer_stacks.unstack(flat), str(tmp_path / 'per_layer.safetensors'))
+  loaded = params.load_safetensors(abstract, tmp_path / 'per_layer.safetensors')
+  np.testing.assert_array_equal(loaded.layers.feed_forward.w1[...],
+                                flat['layers/feed_forward/w1'])

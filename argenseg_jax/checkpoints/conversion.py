@@ -18,8 +18,11 @@ import numpy as np
 from argenseg_jax.checkpoints.torch_files import CheckpointError
 
 
-def _pad_axis(a: np.ndarray, axis: int, size: int) -> np.ndarray:
-  """`a` zero-padded at the end of `axis` to `size` (numpy or traced)."""
+def _pad_vocab(a: np.ndarray, axis: int, n: int, size: int) -> np.ndarray:
+  """`a` of `n` entries along `axis` zero-padded at the end to `size` (numpy or traced);
+  another count is a ValueError (a checkpoint of another vocabulary)."""
+  if a.shape[axis] != n:
+    raise ValueError(f'{a.shape[axis]} vocabulary rows, the config has {n}')
   widths = [(0, 0)] * a.ndim
   widths[axis] = (0, size - a.shape[axis])
   return (np if isinstance(a, np.ndarray) else jax.numpy).pad(a, widths)
@@ -44,8 +47,8 @@ TRANSFORMS: dict[str, Callable[..., np.ndarray]] = {
     'linear_to_heads_in': lambda a, heads, head_dim: a.T.reshape(heads, head_dim, -1),
     'packed_qkv': _packed_qkv,
     # `[V, D]` -> `[V_padded, D]` / `[D, V_padded]` with zeros (`internlm2.VOCAB_MULTIPLE`)
-    'pad_rows': lambda a, n, padded: _pad_axis(a, 0, padded),
-    'linear_oi_to_io_pad': lambda a, n, padded: _pad_axis(a.T, 1, padded),
+    'pad_rows': lambda a, n, padded: _pad_vocab(a, 0, n, padded),
+    'linear_oi_to_io_pad': lambda a, n, padded: _pad_vocab(a.T, 1, n, padded),
 }
 
 def _pack_qkv(parts: dict[str, np.ndarray], kv_heads: int, groups: int,

@@ -56,6 +56,11 @@ def stacked_key(path: str) -> tuple[str, int] | None:
   return None if m is None else (f'{m.group(1)}/{m.group(3)}', int(m.group(2)))
 
 
+def stacked_names(paths) -> set[str]:
+  """The paths of `stack` without stacking anything."""
+  return {key[0] if (key := stacked_key(p)) is not None else p for p in paths}
+
+
 def stack(flat: Mapping[str, object]) -> dict[str, object]:
   """`{path: array}` with per-layer entries `a/layers/i/w` stacked into `a/layers/w`
   (layers 0..n-1, all present); other entries as they are."""

@@ -8,6 +8,7 @@ import numpy as np
 from flax import nnx
 
 from argenseg_jax.checkpoints import conversion, layer_stacks
+from argenseg_jax.checkpoints.torch_files import CheckpointError
 
 
 def abstract(ctor: Callable[[nnx.Rngs], nnx.Module]) -> nnx.Module:
@@ -43,6 +44,9 @@ def count(model: nnx.Module) -> int:
   return sum(int(np.prod(s)) for s in shapes(model).values())
 
 
+VOCAB_PADDING = 128  # at most this many rows short (`internlm2.VOCAB_MULTIPLE`)
+
+
 def _pad_vocab(flat: dict, model: nnx.Module) -> dict:
   """`flat` with arrays shorter than the model's along a `vocab` axis zero-padded (the
   unpadded vocabulary of checkpoints written before the padding, `internlm2.py`)."""
@@ -53,9 +57,11 @@ def _pad_vocab(flat: dict, model: nnx.Module) -> dict:
   for path, value in flat.items():
     if path in want and tuple(value.shape) != want[path] and 'vocab' in names[path]:
       axis = tuple(names[path]).index('vocab')
-      out[path] = conversion.TRANSFORMS['pad_rows'](
-          np.moveaxis(np.asarray(value), axis, 0), None, want[path][axis])
-      out[path] = np.moveaxis(out[path], 0, axis)
+      rows = value.shape[axis]
+      if not 0 < want[path][axis] - rows < VOCAB_PADDING:
+        continue  # another vocabulary: `with_params` names the mismatch
+      out[path] = np.moveaxis(conversion.TRANSFORMS['pad_rows'](
+          np.moveaxis(np.asarray(value), axis, 0), rows, want[path][axis]), 0, axis)
   return out
 
 
@@ -66,6 +72,12 @@ def with_params(model: nnx.Module, flat: dict[str, np.ndarray]) -> nnx.Module:
   graphdef, params, rest = nnx.split(model, nnx.Param, ...)
   pure = nnx.to_pure_dict(params)
   flat = _pad_vocab(layer_stacks.stack(flat), model)
+  want = {k: tuple(v.shape) for k, v in flat_params(model).items()}
+  wrong = sorted(set(want) ^ set(flat)) or [
+      f'{k} {tuple(v.shape)} (the model needs {want[k]})' for k, v in flat.items()
+      if tuple(v.shape) != want[k]]
+  if wrong:
+    raise CheckpointError(f'the parameters do not fit the model: {wrong[:3]}')
   nnx.replace_by_pure_dict(params, conversion.unflatten(
       {k: jax.numpy.asarray(v) for k, v in flat.items()}, pure))
   return nnx.merge(graphdef, params, rest)
@@ -82,9 +94,11 @@ def load_safetensors(model: nnx.Module, path) -> nnx.Module:
   misshaped key is a `CheckpointError` naming it."""
   from argenseg_jax.checkpoints.torch_files import read_safetensors  # pylint: disable=import-outside-toplevel
   wanted = {k: tuple(v.shape) for k, v in flat_params(model).items()}
-  flat = conversion.convert([conversion.Rule(k, k) for k in wanted], read_safetensors(path),
-                            wanted)
-  return with_params(model, flat)
+  stored = read_safetensors(path)
+  if set(stored) != set(wanted) and set(layer_stacks.stacked_names(stored)) == set(wanted):
+    return with_params(model, stored)  # written before the layer stacks
+  return with_params(model, conversion.convert([conversion.Rule(k, k) for k in wanted],
+                                               stored, wanted))
 
 
 def from_checkpoint(ctor: Callable[[nnx.Rngs], nnx.Module], table, checkpoint,

@@ -11,7 +11,6 @@ compression, so tensorstore writes straight from the array (zstd would need a se
 buffer as large as the array while it is encoded).
 """
 
-import math
 import os
 import pathlib
 import shutil
@@ -105,27 +104,28 @@ def save_in_groups(directory, reads: Sequence[KeyRead], like: Mapping,
   """
   directory = pathlib.Path(directory)
   keys = _key_paths(like)
-  leaves = flatten(like)
-  stacks = _Stacks(leaves)
-  stack_bytes = [math.prod(leaves[p].shape) * np.dtype(leaves[p].dtype).itemsize
-                 for p in keys if layer_stacks.is_stacked(p)]
-  budget = max([r.nbytes for r in reads] + stack_bytes + [MIN_GROUP_BYTES])
+  stacks = _Stacks(flatten(like))
+  budget = max([r.nbytes for r in reads] + [MIN_GROUP_BYTES])
   staging = directory.with_name(f'{directory.name}.groups')
   with _context():
     group, size = {}, 0
     for r in _read_order(reads):
-      if group and size + r.nbytes > budget:
-        ocp_v1.partial.save(staging, _nest(group, keys))
-        group, size = {}, 0
       for path, value in r.read().items():
         if path not in keys:
           done = stacks.add(path, value)
           if done is None:
             continue
           path, value = done
+        if group and size + value.nbytes > budget:
+          ocp_v1.partial.save(staging, _nest(group, keys))
+          group, size = {}, 0
         group[path] = value if shardings is None else jax.device_put(value, shardings[path])
-      size += r.nbytes
-    ocp_v1.partial.save(staging, _nest(group, keys))
+        size += value.nbytes
+        if size >= budget:  # full, or one stack larger than the budget: out at once
+          ocp_v1.partial.save(staging, _nest(group, keys))
+          group, size = {}, 0
+    if group:
+      ocp_v1.partial.save(staging, _nest(group, keys))
     del group
     ocp_v1.partial.finalize(staging)
   # finalize leaves the tree in one subdirectory of `staging`, with orbax v1's

@@ -2,12 +2,14 @@
 
   'xla'    XLA's attention: scores `[B, H, q, T]` in memory, float32 softmax; any device,
            bit-for-bit the reference's masking (the additive bias as given). Default.
-  'cudnn'  cuDNN's fused (flash) attention on NVIDIA GPUs: bf16/fp16 only, the scores
-           never in memory; the mask is the bias's allowed keys (`bias == 0`).
+  'cudnn'  cuDNN's fused (flash) attention on NVIDIA GPUs (bf16/fp16: float32 inputs go
+           through bf16), the scores never in memory; the mask is the bias's allowed
+           keys (`bias == 0`).
   'splash' Pallas splash attention on TPU (`jax.experimental.pallas.ops.tpu`), for a
            whole sequence from an empty cache (training and the parity forward):
            causal, with padding as a second segment; shorter chunks (cached decoding)
-           run 'xla'.
+           run 'xla'. Lengths must be multiples of 128; off TPU the kernel is
+           interpreted (correct and slow: for tests).
 All three give every real (non-padding) query the same keys; rows of padding queries
 attend to nothing meaningful in any of them.
 """
@@ -21,6 +23,7 @@ from argenseg_jax import sharding
 
 IMPLEMENTATIONS = ('xla', 'cudnn', 'splash')
 FUSED = ('cudnn', 'splash')  # the kernels that never hold the [B, H, q, T] scores
+SPLASH_BLOCK = 128  # splash's default query and key block
 
 
 def check(implementation: str) -> None:
@@ -38,10 +41,18 @@ def attend(q: jax.Array, k: jax.Array, v: jax.Array, bias: jax.Array | None = No
   for a whole causal sequence (q == T), with `bias` its causal-and-padding bias."""
   check(implementation)
   if implementation == 'splash' and token_mask is not None and q.shape[1] == k.shape[1]:
+    if q.shape[1] % SPLASH_BLOCK:
+      raise ValueError(f'splash attention needs sequences of a multiple of {SPLASH_BLOCK} '
+                       f'tokens, got {q.shape[1]}: choose length buckets that are, or '
+                       "attention='xla'.")
     return _splash(q, k, v, token_mask)
-  if implementation == 'cudnn':
+  if implementation == 'cudnn':  # half precision only: float32 runs through bfloat16
     mask = None if bias is None else bias == 0
-    return jax.nn.dot_product_attention(q, k, v, mask=mask, implementation='cudnn')
+    half = (lambda t: t) if q.dtype in (jnp.bfloat16, jnp.float16) else (
+        lambda t: t.astype(jnp.bfloat16))
+    out = jax.nn.dot_product_attention(half(q), half(k), half(v), mask=mask,
+                                       implementation='cudnn')
+    return out.astype(q.dtype)
   return jax.nn.dot_product_attention(q, k, v, bias=bias, implementation='xla')
 
 

@@ -129,7 +129,7 @@ class Encoder(nnx.Module):
   def __call__(self, x: jax.Array, num_layers: int,
                drop_path_rng: jax.Array | None = None) -> jax.Array:
     """`x [B, N, C]` through the first `num_layers` layers."""
-    rates = jnp.asarray(self.drop_path_rates[:num_layers], jnp.float32)
+    rates = jnp.asarray(self.drop_path_rates[:num_layers], x.dtype)  # keeps a bf16 carry
     index = jnp.arange(num_layers)
 
     def body(layer, x, per_layer):

@@ -6,6 +6,7 @@
 segment` / `argenseg eval` with the run's tokenizer.
 """
 
+import copy
 import functools
 
 import jax
@@ -21,11 +22,14 @@ from argenseg_jax.training import train_state, train_step
 
 
 def _run_settings(model_cfg: ml_collections.ConfigDict, config: ml_collections.ConfigDict):
-  """The train config's choices of how the model runs (not what it computes): remat and
-  the attention kernel (`layers/attention.py`; '' keeps the model config's)."""
+  """A copy of `model_cfg` with the train config's choices of how the model runs (not
+  what it computes, so not exported): remat and the attention kernel
+  (`layers/attention.py`; '' keeps the model config's)."""
+  model_cfg = copy.deepcopy(model_cfg)
   model_cfg.llm.remat = config.remat
   if config.attention:
     model_cfg.llm.attention = model_cfg.image.vision.attention = config.attention
+  return model_cfg
 
 
 def resolve_model(config: ml_collections.ConfigDict, workdir: epath.Path):
@@ -33,10 +37,8 @@ def resolve_model(config: ml_collections.ConfigDict, workdir: epath.Path):
   from `init_from` (our checkpoint or a Hugging Face-style one) or a config spec."""
   if config.init_from:
     model, model_cfg = pretrained.load_pretrained(config.init_from)
-    _run_settings(model_cfg, config)
     return model_cfg, model, load_tokenizer(config.init_from), config.init_from
   model_cfg = config_args.load_config(config.model)
-  _run_settings(model_cfg, config)
   if not model_cfg.get('added_tokens'):
     raise ValueError(f'model {config.model!r} names no tokenizer to train from scratch '
                      '(variants tiny and small do): give such a config, or set init_from to '
@@ -61,7 +63,7 @@ class ARGenSegTask:
     self.config, self.inputs = config, inputs
     self.model_cfg, self.pretrained, self.tokenizer, self.tokenizer_dir = resolve_model(
         config, workdir)
-    self.ctor = functools.partial(ARGenSeg, self.model_cfg)
+    self.ctor = functools.partial(ARGenSeg, _run_settings(self.model_cfg, config))
 
   def batches(self, batch_size: int):
     spec = spec_for(self.model_cfg, length_buckets=tuple(self.config.data.length_buckets),
@@ -82,5 +84,6 @@ class ARGenSegTask:
     del lay
 
   def export(self, model, directory, overwrite: bool = False) -> None:
+    """The model with its own config (without the run's remat and attention kernel)."""
     pretrained.save_pretrained(model, self.model_cfg, directory,
                                tokenizer_dir=self.tokenizer_dir, overwrite=overwrite)
