@@ -110,20 +110,22 @@ def save_in_groups(directory, reads: Sequence[KeyRead], like: Mapping,
   with _context():
     group, size = {}, 0
     for r in _read_order(reads):
+      if group and size + r.nbytes > budget:
+        ocp_v1.partial.save(staging, _nest(group, keys))
+        group, size = {}, 0
+      stacked = False
       for path, value in r.read().items():
         if path not in keys:
           done = stacks.add(path, value)
           if done is None:
             continue
-          path, value = done
-        if group and size + value.nbytes > budget:
-          ocp_v1.partial.save(staging, _nest(group, keys))
-          group, size = {}, 0
+          (path, value), stacked = done, True
+          size += value.nbytes
         group[path] = value if shardings is None else jax.device_put(value, shardings[path])
-        size += value.nbytes
-        if size >= budget:  # full, or one stack larger than the budget: out at once
-          ocp_v1.partial.save(staging, _nest(group, keys))
-          group, size = {}, 0
+      size += r.nbytes
+      if stacked and size >= budget:  # a finished stack goes out at once
+        ocp_v1.partial.save(staging, _nest(group, keys))
+        group, size = {}, 0
     if group:
       ocp_v1.partial.save(staging, _nest(group, keys))
     del group
