@@ -54,13 +54,6 @@ def model_config(spec: str, scan: bool, remat):
   return cfg
 
 
-def _abstract(tree, shardings=None):
-  if shardings is None:
-    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), tree)
-  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                      tree, shardings)
-
-
 def train_program(cfg, mesh, batch: int, seq_len: int):
   """`(lowering function, its abstract arguments)` of the 8B recipe's train step."""
   train = base_config()
@@ -119,9 +112,8 @@ def main(argv=None) -> int:
   parser.add_argument('--modes', default='scanned,unrolled')
   parser.add_argument('--json', help='also write the figures here')
   args = parser.parse_args(argv)
-  mesh = sharding.make_mesh(**sharding.parse_mesh(args.mesh),
-                            devices=jax.devices()[:np.prod(list(
-                                sharding.parse_mesh(args.mesh).values()))])
+  sizes = sharding.parse_mesh(args.mesh)
+  mesh = sharding.make_mesh(**sizes, devices=jax.devices()[:np.prod(list(sizes.values()))])
   print(f'{args.config}: {jax.device_count()} x {jax.devices()[0].device_kind}, mesh '
         f'{dict(mesh.shape)}; abstract inputs (nothing allocated)')
   rows = []
