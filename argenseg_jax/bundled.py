@@ -20,6 +20,7 @@ ASSETS = pathlib.Path(__file__).resolve().parent / 'assets'
 ARGENSEG_SMALL = ASSETS / 'argenseg_small'
 MASK_VQVAE = ASSETS / 'mask_vqvae'
 SYNTHETIC_VOCAB = ASSETS / 'synthetic_vocab.model'  # `data_pipelines/synthetic_vocab.py`
+MIXTURE_TINY = ASSETS / 'mixture_tiny'  # `data_pipelines/miniature_mixture.py`
 SCENE = ASSETS / 'scene.png'
 SCENE_SOURCE = 'synthetic:seed=2027,objects=1,templates=colour_shape,no_target_fraction=0'
 SCENE_INDEX = 0

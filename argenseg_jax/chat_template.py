@@ -157,15 +157,16 @@ def training_example(tokenizer: Tokenizer, conversation: list[dict], *, num_tile
                      tokens_per_tile: int = 256, system: str = SYSTEM_PROMPT,
                      mask_tokens: int = 680, max_length: int = 8192) -> Example:
   """Ids and labels of a conversation `[{'from': 'human'|'gpt', 'value': ...}, ...]`
-  (the first human turn holds `<image>`; gpt turns may hold `<mask>`; any other markup
-  -> SpecialTokenError). Each turn is tokenised on its own and concatenated after one
-  BOS; too long -> ValueError."""
+  (a human turn holds `<image>`, none with `num_tiles=0`: text-only; gpt turns may hold
+  `<mask>`; any other markup -> SpecialTokenError). Each turn is tokenised on its own and
+  concatenated after one BOS; too long -> ValueError."""
   ids, labels = [tokenizer.bos_id], [IGNORE]
   header = len(tokenizer.encode('<|im_start|>assistant\n'))
   ge_end, mask_context = tokenizer.token_id('<ge_end>'), tokenizer.token_id('<MASK_CONTEXT>')
   images = sum(turn['value'].count(IMAGE) for turn in conversation)
-  if images != 1:
-    raise ValueError(f'a conversation must hold exactly one {IMAGE}, found {images}.')
+  if images != min(num_tiles, 1):
+    raise ValueError(f'a conversation with {num_tiles} image tile(s) must hold '
+                     f'{min(num_tiles, 1)} {IMAGE}, found {images}.')
   num_masks = 0
   for k, turn in enumerate([{'from': 'system', 'value': system}] + list(conversation), -1):
     role = {'system': 'system', 'human': 'user', 'gpt': 'assistant'}.get(turn['from'])

@@ -15,7 +15,7 @@ import numpy as np
 class RefSample:
   """One training / evaluation example.
 
-  image: path of an image file, or uint8 `[H, W, 3]`.
+  image: path of an image file, or uint8 `[H, W, 3]`; None for a text-only conversation.
   sentences: referring expressions of the target, all describing the same mask(s).
   masks: bool `[H, W]`, one per `<mask>` of the answer (an all-False mask is a
     no-target answer; a multi-target expression has the union of its objects).
@@ -27,7 +27,7 @@ class RefSample:
   group: a name among the source's `groups` (e.g. the synthetic template) under which
     the evaluation also reports the metrics; '' for none.
   """
-  image: str | np.ndarray
+  image: str | np.ndarray | None
   sentences: list[str]
   masks: list[np.ndarray]
   origin: str

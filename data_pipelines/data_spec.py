@@ -4,6 +4,10 @@
   psalm:FILE.json@IMAGE_ROOT        a PSALM-format eval file, e.g. refcoco/val_psalm.json
   refcoco:DIR@SPLIT_BY:SPLIT        refs(SPLIT_BY).p + instances.json in DIR, e.g.
                                     refcoco:data/refcoco@unc:val, refcoco:data/refcocog@umd:test
+  meta:FILE.json[@BASE_DIR]         an InternVL / ARGenSeg meta file (data_pipelines/
+                                    mixture.py): every source once, the entries with a
+                                    mask, metrics per source; relative paths from
+                                    BASE_DIR (default: the current directory)
   synthetic:seed=123,n=500          generated scenes (data_pipelines/synthetic_scenes.py);
                                     also size=INT, no_target_fraction=FLOAT,
                                     questions=INT (follow-up questions per scene),
@@ -79,6 +83,14 @@ def _refcoco(rest: str) -> dict[str, Any]:
           'split': name}
 
 
+def _meta(rest: str) -> dict[str, Any]:
+  path, sep, base = rest.rpartition('@') if '@' in rest else (rest, '', '')
+  kwargs = {'meta': _existing(path, 'meta file'), 'training': False}
+  if sep:
+    kwargs['base_dir'] = _existing(base, 'meta base directory', want_dir=True)
+  return kwargs
+
+
 def _int_range(value: str) -> tuple[int, int]:
   low, sep, high = value.partition('-')
   return (int(low), int(high)) if sep else (int(value), int(value))
@@ -123,6 +135,7 @@ KINDS = {
                   'PsalmReader', _psalm),
     'refcoco': Kind('refcoco:DIR@SPLIT_BY:SPLIT', 'data_pipelines.refcoco_reader',
                     'RefCocoReader', _refcoco),
+    'meta': Kind('meta:FILE.json[@BASE_DIR]', 'data_pipelines.mixture', 'Mixture', _meta),
     'synthetic': Kind('synthetic:seed=INT,n=INT[,KEY=VALUE...]',
                       'data_pipelines.synthetic_scenes', 'SyntheticScenes', _synthetic),
 }

@@ -3,6 +3,9 @@
 Readers parse their files into records once; `RecordSource[i]` decodes record `i` into
 a `RefSample` (image left as a path, checked to exist and to match the mask size).
 `RecordSource` is what `grain.MapDataset.source(...)` takes: `len()`, `[i]`, pickling.
+A record's `load(draw)` takes the draw number of a mixture (`data_pipelines/mixture.py`):
+records with a random choice (a panoptic entry's class) seed it with their origin and the
+draw; the others ignore it.
 """
 
 import dataclasses
@@ -25,7 +28,8 @@ class CocoRecord:
   width: int
   segmentations: tuple
 
-  def load(self) -> RefSample:
+  def load(self, draw: int = 0) -> RefSample:
+    del draw
     image = require_image(self.image, self.origin, (self.height, self.width))
     mask = union_mask(self.segmentations, self.height, self.width, self.origin)
     return RefSample(image, list(self.sentences), [mask], self.origin)
@@ -42,7 +46,8 @@ class MaskFileRecord:
   conversation: tuple[dict, ...] | None = None
   merge: bool = False
 
-  def load(self) -> RefSample:
+  def load(self, draw: int = 0) -> RefSample:
+    del draw
     masks = [read_mask(path, self.origin) for path in self.mask_paths]
     shapes = sorted({m.shape for m in masks})
     if len(shapes) > 1:
@@ -52,6 +57,17 @@ class MaskFileRecord:
     image = require_image(self.image, self.origin, shapes[0] if shapes else None)
     conversation = [dict(t) for t in self.conversation] if self.conversation else None
     return RefSample(image, list(self.sentences), masks, self.origin, conversation)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextRecord:
+  """A conversation without an image (text-only data: text loss only)."""
+  origin: str
+  conversation: tuple[dict, ...]
+
+  def load(self, draw: int = 0) -> RefSample:
+    del draw
+    return RefSample(None, [], [], self.origin, [dict(t) for t in self.conversation])
 
 
 class RecordSource:
@@ -72,6 +88,10 @@ class RecordSource:
 
   def __getitem__(self, index: int) -> RefSample:
     return self.records[index].load()
+
+  def sample(self, index: int, draw: int) -> RefSample:
+    """Record `index` as drawn the `draw`-th time (see the module docstring)."""
+    return self.records[index].load(draw)
 
   def __repr__(self) -> str:
     return (f'{type(self).__name__}({self.source!r}, {len(self)} samples, '

@@ -1,7 +1,8 @@
-"""PSALM-style annotation files, the format ARGenSeg trains and evaluates on.
+"""PSALM / InternVL-style annotation files, the format ARGenSeg trains and evaluates on.
 
 A `.json` list (PSALM's converted RefCOCO / gRefCOCO files, e.g. `refcoco/val_psalm.json`)
-or a `.jsonl` file (ARGenSeg's `example/anns/*.jsonl`), holding two kinds of entries:
+or a `.jsonl` file (ARGenSeg's `example/anns/*.jsonl`, InternVL's understanding data),
+holding these kinds of entries:
 
 1. Referring entries, one per referred object:
      {"image_info": {"file_name": "COCO_train2014_...jpg", "height": H, "width": W, ...},
@@ -15,32 +16,41 @@ or a `.jsonl` file (ARGenSeg's `example/anns/*.jsonl`), holding two kinds of ent
       "conversations": [{"from": "human", "value": "<image>\\n ..."},
                         {"from": "gpt", "value": "Sure, ... <mask>."}], "dataset": ...}
    -> one sample with `conversation` set, masks in the order of the gpt turns' `<mask>`
-   placeholders (mask files read by `mask_files.read_mask`). As in the original, a
-   first turn without `<image>` gets `<image>\\n` prepended. Image and mask paths are
-   joined to `image_root` (the original opens masks from the working directory: the
-   same for its examples, whose root is '').
+   placeholders (mask files read by `mask_files.read_mask`): referring, gRefCOCO,
+   ADE20K semantic classes (`refcoco_ade20k`), LISA instance lists. Without `mask` it is
+   an understanding conversation (text loss only). As in the original, a first turn
+   without `<image>` gets `<image>\\n` prepended.
+3. Panoptic entries: a single `mask` with a `dataset` not containing 'refcoco' (the
+   original's rule), `seg_info` and `{}` in the first turn -> `panoptic.PanopticRecord`
+   (one COCO class drawn per sample).
+4. Text-only conversations (no `image`): no image, no mask.
+With `training=False` (evaluation) only entries with masks are kept.
+Images are joined to `image_root`, masks to `mask_root` (default `image_root`; the
+original opens masks from its working directory).
 
 Skipped, with the reason in `reader.skipped` (never silently): referring entries with
-an empty `instruction` list (the original evaluation drops them), panoptic entries
-(a single `mask` with `seg_info`-style `dataset` not containing 'refcoco': ARGenSeg
-picks a random COCO class for those, from a class-name table it does not ship), and
-entries with no image or several images (no single-image segmentation sample).
+an empty `instruction` list (the original evaluation drops them), entries with several
+images or a video (one 448 tile per sample here), text-to-image entries (a mask without
+an image), and for evaluation understanding and text-only conversations.
 """
 
 import os
 
 from argenseg_jax import user_input
 from argenseg_jax.chat_template import IMAGE
+from data_pipelines import panoptic
 from data_pipelines.conversations import check_conversation
 from data_pipelines.json_records import read_records
-from data_pipelines.lazy_samples import CocoRecord, MaskFileRecord, RecordSource
+from data_pipelines.lazy_samples import CocoRecord, MaskFileRecord, RecordSource, TextRecord
 
 SKIP_NO_INSTRUCTION = 'empty instruction list'
-SKIP_PANOPTIC = 'panoptic entry (random COCO class; class-name table not available)'
-SKIP_NOT_SINGLE_IMAGE = 'no image or several images'
+SKIP_NOT_SINGLE_IMAGE = 'several images or a video'
+SKIP_TEXT_TO_IMAGE = 'text-to-image entry (a mask without an image)'
+SKIP_NO_MASK = 'no mask: understanding or text-only data (training only)'
 
 
-def _referring_record(entry: dict, origin: str, image_root: str) -> CocoRecord:
+def _referring_record(entry: dict, origin: str, image_root: str, mask_root: str) -> CocoRecord:
+  del mask_root
   info = entry['image_info']
   sentences = tuple(s['sent'] for s in entry['instruction'])
   segmentations = tuple(ann['segmentation'] for ann in entry['anns'])
@@ -48,51 +58,86 @@ def _referring_record(entry: dict, origin: str, image_root: str) -> CocoRecord:
                     int(info['height']), int(info['width']), segmentations)
 
 
-def _conversation_record(entry: dict, origin: str, image_root: str) -> MaskFileRecord:
-  masks = entry.get('mask', [])
-  masks = [masks] if isinstance(masks, str) else list(masks)
+def _with_image_marker(entry: dict) -> list[dict]:
   turns = [dict(t) for t in entry['conversations']]
   if turns and isinstance(turns[0].get('value'), str) and IMAGE not in turns[0]['value']:
     turns[0]['value'] = f'{IMAGE}\n' + turns[0]['value']
-  turns = check_conversation(turns, len(masks), origin)
-  return MaskFileRecord(user_input.join(image_root, entry['image']), (), origin,
-                        tuple(user_input.join(image_root, m) for m in masks), tuple(turns))
+  return turns
 
 
-def _skip_reason(entry: dict) -> str | None:
-  if 'image_info' in entry:
-    return None if entry['instruction'] else SKIP_NO_INSTRUCTION
-  if 'conversations' not in entry:
-    return None  # malformed: `_record` says so
-  if not isinstance(entry.get('image'), str):
-    return SKIP_NOT_SINGLE_IMAGE
+def is_panoptic(entry: dict) -> bool:
+  """The original's rule: one mask file and a `dataset` tag without 'refcoco'."""
   dataset = entry.get('dataset')
-  if isinstance(entry.get('mask'), str) and dataset is not None and 'refcoco' not in dataset:
-    return SKIP_PANOPTIC
-  return None
+  return (isinstance(entry.get('mask'), str) and isinstance(dataset, str)
+          and 'refcoco' not in dataset)
 
 
-def _record(entry: dict, origin: str, image_root: str):
+def _panoptic_record(entry: dict, origin: str, image_root: str,
+                     mask_root: str) -> panoptic.PanopticRecord:
+  segments = panoptic.parse_segments(entry.get('seg_info'), origin)
+  turns = check_conversation(_with_image_marker(entry), 1, origin)
+  if panoptic.CLASS_SLOT not in turns[0]['value']:
+    raise ValueError(f'{origin}: a panoptic entry\'s first turn must hold "{{}}" for the '
+                     f'class name, got {turns[0]["value"]!r:.80}.')
+  return panoptic.PanopticRecord(user_input.join(image_root, entry['image']), origin,
+                                 user_input.join(mask_root, entry['mask']), segments,
+                                 tuple(turns))
+
+
+def _conversation_record(entry: dict, origin: str, image_root: str,
+                         mask_root: str) -> MaskFileRecord:
+  masks = entry.get('mask', [])
+  masks = [masks] if isinstance(masks, str) else list(masks)
+  turns = check_conversation(_with_image_marker(entry), len(masks), origin)
+  return MaskFileRecord(user_input.join(image_root, entry['image']), (), origin,
+                        tuple(user_input.join(mask_root, m) for m in masks), tuple(turns))
+
+
+def _text_record(entry: dict, origin: str, image_root: str, mask_root: str) -> TextRecord:
+  del image_root, mask_root
+  return TextRecord(origin, tuple(check_conversation(entry['conversations'], 0, origin,
+                                                     num_images=0)))
+
+
+def _kind(entry: dict, training: bool):
+  """(record builder, None) or (None, skip reason) for one entry."""
   if 'image_info' in entry:
-    return _referring_record(entry, origin, image_root)
-  if 'conversations' in entry:
-    return _conversation_record(entry, origin, image_root)
-  raise ValueError(f'{origin}: neither a referring entry (image_info, instruction, anns) '
-                   f'nor a conversation entry (image, conversations); keys: {sorted(entry)}.')
+    return (_referring_record, None) if entry['instruction'] else (None, SKIP_NO_INSTRUCTION)
+  if 'conversations' not in entry:
+    raise ValueError(f'neither a referring entry (image_info, instruction, anns) nor a '
+                     f'conversation entry (image, conversations); keys: {sorted(entry)}.')
+  image = entry.get('image')
+  if isinstance(image, list) or entry.get('video'):
+    return None, SKIP_NOT_SINGLE_IMAGE
+  if not image:
+    if 'mask' in entry:
+      return None, SKIP_TEXT_TO_IMAGE
+    return (_text_record, None) if training else (None, SKIP_NO_MASK)
+  if not isinstance(image, str):
+    raise ValueError(f'"image" must be a file path, got {image!r:.80}.')
+  if not (training or entry.get('mask')):
+    return None, SKIP_NO_MASK
+  return (_panoptic_record if is_panoptic(entry) else _conversation_record), None
 
 
 class PsalmReader(RecordSource):
   """`PsalmReader(path, image_root)[i]` -> `RefSample` (see the module docstring)."""
 
-  def __init__(self, path, image_root):
+  def __init__(self, path, image_root, mask_root=None, training: bool = True):
+    image_root = os.fspath(image_root)
+    mask_root = image_root if mask_root is None else os.fspath(mask_root)
     records, skipped = [], []
     for origin, entry in read_records(path):
       try:
-        reason = _skip_reason(entry)
-        if reason is None:
-          records.append(_record(entry, origin, os.fspath(image_root)))
+        build, reason = _kind(entry, training)
+        if build is not None:
+          records.append(build(entry, origin, image_root, mask_root))
       except (KeyError, TypeError) as e:
         raise ValueError(f'{origin}: malformed entry ({type(e).__name__}: {e}).') from None
+      except ValueError as e:
+        message = str(e)
+        raise ValueError(message if message.startswith(origin) else
+                         f'{origin}: {message}') from None
       if reason is not None:
         skipped.append((origin, reason))
     super().__init__(records, skipped, path)

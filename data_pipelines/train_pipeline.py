@@ -9,8 +9,9 @@
 A batch (numpy, per process) holds, for `B` examples with at most `M` masks each:
   ids, labels `[B, L]` int32 (padding: `pad_id` / -100), token_mask `[B, L]` bool,
   pixels `[B, S, S, 3]` float32 (one ImageNet-normalised tile per example, like the
-  original's `max_dynamic_patch 1`), image_flags `[B]`, masks `[B * M, R, R, 3]` float32 in
-  [-1, 1] (example-major; unused slots hold a white dummy), mask_flags `[B * M]`.
+  original's `max_dynamic_patch 1`), image_flags `[B]` (0: a text-only example), masks
+  `[B * M, R, R, 3]` float32 in [-1, 1] (example-major; unused slots hold a white dummy),
+  mask_flags `[B * M]` (all 0 for understanding and text-only examples: text loss only).
 """
 
 import dataclasses
@@ -21,6 +22,7 @@ import signal
 import grain
 import jax
 import numpy as np
+from PIL import Image
 
 from argenseg_jax import chat_template, image_io
 from argenseg_jax.example_spec import ExampleSpec
@@ -28,8 +30,11 @@ from argenseg_jax.image_transforms import normalize_tile
 from argenseg_jax.mask_transforms import mask_to_vae_input
 from argenseg_jax.ref_sample import RefSample
 from argenseg_jax.tokenizer import Tokenizer
-from data_pipelines import data_spec, synthetic_masks
+from data_pipelines import data_spec, mixture, synthetic_masks
 
+# The tile of a text-only example (the original's blank white image); its image_flags is 0,
+# so the model drops its image tokens, and its text holds no `<image>`.
+BLANK_IMAGE = Image.new('RGB', (224, 224), (255, 255, 255))
 BATCH_KEYS = ('ids', 'labels', 'token_mask', 'pixels', 'image_flags', 'masks', 'mask_flags')
 
 
@@ -73,7 +78,8 @@ class EncodeExample(grain.transforms.Map):
         for sentence in sample.dialogue or sample.sentences:
           chat_template.check_text(self.tokenizer, sentence, 'the expression')
       example = chat_template.training_example(
-          self.tokenizer, conversation, tokens_per_tile=spec.image_tokens,
+          self.tokenizer, conversation, num_tiles=int(sample.image is not None),
+          tokens_per_tile=spec.image_tokens,
           system=spec.system_prompt, mask_tokens=spec.mask_tokens, max_length=spec.max_length)
     except chat_template.SpecialTokenError as e:
       return self._skip(sample, e)
@@ -82,14 +88,15 @@ class EncodeExample(grain.transforms.Map):
         raise ValueError(f'{sample.origin}: {e}') from e
       return self._skip(sample, e)
     self.consecutive_skips = 0
-    image = image_io.as_rgb(sample.image)
+    image = image_io.as_rgb(sample.image) if sample.image is not None else BLANK_IMAGE
     masks = np.ones((spec.max_masks, spec.mask_resolution, spec.mask_resolution, 3), np.float32)
     for k, mask in enumerate(sample.masks):
       masks[k] = mask_to_vae_input(np.asarray(mask, np.uint8) * np.uint8(255),
                                    spec.mask_resolution)
     flags = (np.arange(spec.max_masks) < len(sample.masks)).astype(np.int32)
     return dict(ids=example.ids, labels=example.labels,
-                pixels=normalize_tile(image, spec.image_size), masks=masks, mask_flags=flags)
+                pixels=normalize_tile(image, spec.image_size),
+                image_flag=np.int32(sample.image is not None), masks=masks, mask_flags=flags)
 
 
 def _is_example(example) -> bool:
@@ -116,7 +123,7 @@ def pad_batch(examples, spec: ExampleSpec, buckets=None) -> dict[str, np.ndarray
     ids[i, :n], labels[i, :n], token_mask[i, :n] = e['ids'], e['labels'], True
   return dict(ids=ids, labels=labels, token_mask=token_mask,
               pixels=np.stack([e['pixels'] for e in examples]),
-              image_flags=np.ones((b,), np.int32),
+              image_flags=np.array([e['image_flag'] for e in examples], np.int32),
               masks=np.concatenate([e['masks'] for e in examples]),
               mask_flags=np.concatenate([e['mask_flags'] for e in examples]))
 
@@ -154,12 +161,17 @@ def make_dataset(source, tokenizer: Tokenizer, spec: ExampleSpec,
 
 def training_inputs(config):
   """The trainer's `inputs` for a train config. ARGenSeg: `inputs(tokenizer, spec,
-  batch_size)` (`config.data.spec`, `config.data.workers`, `config.seed`), this process's
-  share; the source is opened now, so a bad spec fails before a model is loaded. The mask
-  VQ-VAE (`config.task == 'mask_vqvae'`): `synthetic_masks.mask_inputs(config)`."""
+  batch_size)` (`config.data.meta` with `config.data.meta_root`, else `config.data.spec`;
+  `config.data.workers`, `config.seed`), this process's share; the source is opened now,
+  so bad data fails before a model is loaded. The mask VQ-VAE (`config.task ==
+  'mask_vqvae'`): `synthetic_masks.mask_inputs(config)`."""
   if config.task == 'mask_vqvae':
     return synthetic_masks.mask_inputs(config)
-  source = data_spec.open_source(config.data.spec)
+  if config.data.meta:
+    source = mixture.Mixture(config.data.meta, config.data.meta_root, seed=config.seed)
+    logging.info('training mixture %s:\n  %s', config.data.meta, '\n  '.join(source.describe()))
+  else:
+    source = data_spec.open_source(config.data.spec)
 
   def inputs(tokenizer: Tokenizer, spec: ExampleSpec, batch_size: int) -> grain.IterDataset:
     return make_dataset(source, tokenizer, spec, PipelineConfig(

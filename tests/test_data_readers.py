@@ -10,7 +10,7 @@ from PIL import Image
 
 from data_pipelines import coco_masks
 from data_pipelines.custom_reader import CustomReader
-from data_pipelines.psalm_reader import SKIP_NO_INSTRUCTION, SKIP_PANOPTIC, PsalmReader
+from data_pipelines.psalm_reader import SKIP_NO_INSTRUCTION, SKIP_NOT_SINGLE_IMAGE, PsalmReader
 from data_pipelines.reader_checks import EmptyDatasetError
 from data_pipelines.refcoco_reader import SKIP_NO_SENTENCES, RefCocoReader, load_refs
 from tests import synthetic_refer as syn
@@ -147,13 +147,17 @@ def test_psalm_conversation_entries(tmp_path, image_root):
        'conversations': [{'from': 'human', 'value': '<image>\n Given ...'}, gpt]},
       {'image': 'a.jpg', 'mask': ['m.png'], 'dataset': 'refcoco_lisa_instance',
        'conversations': [{'from': 'human', 'value': 'Please segment it.'}, gpt]},
-      {'image': 'a.jpg', 'mask': 'pan.png', 'dataset': 'coco_seg', 'seg_info': [],
-       'conversations': [{'from': 'human', 'value': '<image>\n Please segment {}.'}, gpt]},
+      {'image': ['a.jpg', 'a.jpg'], 'dataset': 'mmbench',
+       'conversations': [{'from': 'human', 'value': '<image>\n<image>\n Same?'}, gpt]},
+      {'conversations': [{'from': 'human', 'value': 'Hello?'}, {'from': 'gpt', 'value': 'Hi.'}]},
   ]
   path = tmp_path / 'anns.jsonl'
   path.write_text('\n'.join(json.dumps(line) for line in lines) + '\n')
   reader = PsalmReader(path, image_root)
-  assert len(reader) == 2 and reader.skipped == [(f'{path}:3', SKIP_PANOPTIC)]
+  assert len(reader) == 3 and reader.skipped == [(f'{path}:3', SKIP_NOT_SINGLE_IMAGE)]
+  text = reader[2]
+  assert text.image is None and text.masks == [] and text.conversation[0]['value'] == 'Hello?'
+  assert len(PsalmReader(path, image_root, training=False)) == 2  # evaluation: masks only
   sample = reader[1]
   assert sample.origin == f'{path}:2' and sample.sentences == []
   assert sample.conversation[0]['value'] == '<image>\nPlease segment it.'

@@ -119,5 +119,5 @@ def test_bucket_choice():
 
 def _example(length: int) -> dict[str, np.ndarray]:
   return {'ids': np.arange(length, dtype=np.int32), 'labels': np.zeros(length, np.int32),
-          'pixels': np.zeros((16, 16, 3), np.float32),
+          'pixels': np.zeros((16, 16, 3), np.float32), 'image_flag': np.int32(1),
           'masks': np.ones((2, 16, 16, 3), np.float32), 'mask_flags': np.zeros(2, np.int32)}

@@ -7,8 +7,10 @@
 Protocols: 'object' asks one question per sample with all its sentences joined, as the
 original evaluation of PSALM-format files (spec 6.5, quirk 12); 'sentence' asks one
 question per sentence. The GT is the union of the sample's masks; the prediction is the
-answer's first mask (no mask -> empty). Samples without sentences are skipped and
-counted, like the original's filter on empty instruction lists.
+answer's first mask (no mask -> empty). A conversation sample with one question and one
+mask (meta files, `--data meta:FILE.json`) asks its question as written. Other samples
+without sentences are skipped and counted, like the original's filter on empty
+instruction lists.
 
 Multi-host: process p evaluates the even index range p of the samples on its own model
 replica (no collective inside the loop); the counters and per-query rows are then
@@ -66,6 +68,16 @@ def ground_truth(sample: RefSample, size: tuple[int, int]) -> np.ndarray:
   return gt
 
 
+def conversation_question(sample: RefSample) -> str | None:
+  """The question of a one-question conversation sample with one mask (a meta file's
+  referring, panoptic or semantic entry), asked as written; None otherwise."""
+  turns = sample.conversation or []
+  if (sample.sentences or len(sample.masks) != 1 or len(turns) != 2
+      or [t['from'] for t in turns] != ['human', 'gpt']):
+    return None
+  return turns[0]['value']
+
+
 def sample_queries(sample: RefSample, index: int, protocol: str,
                    groups: Sequence[str] = ()) -> list[Query]:
   """The questions of one sample under `protocol` (none if it has no sentences);
@@ -74,11 +86,14 @@ def sample_queries(sample: RefSample, index: int, protocol: str,
     raise ValueError(f'{sample.origin}: group {sample.group!r} is not one of the source\'s '
                      f'groups {list(groups)}.')
   group = list(groups).index(sample.group) if sample.group else -1
-  if not sample.sentences:
+  question = conversation_question(sample)
+  if not (sample.sentences or question):
     return []
   image = image_io.as_rgb(sample.image)
   gt = ground_truth(sample, image.size)
-  if protocol == 'object':
+  if question:
+    prompts = [(-1, question)]
+  elif protocol == 'object':
     prompts = [(-1, chat_template.Referring(tuple(sample.sentences)))]
   else:
     prompts = [(k, chat_template.Referring((s,))) for k, s in enumerate(sample.sentences)]

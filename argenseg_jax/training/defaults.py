@@ -8,6 +8,9 @@
                    convert vae` output) loaded into the frozen image tokenizer of a model
                    trained from scratch
   data.spec        the `--data` syntax of `data_pipelines/data_spec.py`
+  data.meta        or: an InternVL / ARGenSeg meta file mixing several sources
+                   (`data_pipelines/mixture.py`), its relative paths taken from
+                   `data.meta_root` (default: the current directory, as the original)
   batch_size       global examples per optimizer step (split over processes), made of
                    `accum_steps` micro batches
   frozen           the one rule of what trains: module names (default the ViT `vision_model`
@@ -30,8 +33,8 @@ from argenseg_jax.training.train_state import FROZEN_PARTS
 def base_config() -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(dict(
       task='argenseg', model='argenseg:variant=tiny', init_from='', image_tokenizer='',
-      data=dict(spec='synthetic:seed=0,n=4096', length_buckets=(1024, 2048, 4096, 8192),
-                max_masks=1, workers=0),
+      data=dict(spec='synthetic:seed=0,n=4096', meta='', meta_root='',
+                length_buckets=(1024, 2048, 4096, 8192), max_masks=1, workers=0),
       batch_size=8, accum_steps=1, num_steps=100, seed=0,
       optimizer=dict(lr=4e-5, warmup_ratio=0.03, b1=0.9, b2=0.999, eps=1e-8,
                      weight_decay=0.05, decay_ndim=0, grad_clip=1.0),
