@@ -12,17 +12,18 @@ from argenseg_jax.checkpoints import params
 from argenseg_jax.config_args import load_config
 
 
-def parse_args(doc: str, default_config: str, **int_options: int) -> argparse.Namespace:
-  """`--config`, `--batch 1,8` (parsed to a list of ints), `--reps`, and one integer
-  option per keyword (`prompt=300` -> `--prompt`)."""
+def parse_args(doc: str, default_config: str, **options: int | str) -> argparse.Namespace:
+  """`--config`, `--batch 1,8` (parsed to a list of ints), `--reps`, and one option per
+  keyword, of its default's type (`prompt=300` -> `--prompt`, `meta_root=''` ->
+  `--meta-root`)."""
   flags.FLAGS.mark_as_parsed()
   parser = argparse.ArgumentParser(description=doc,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--config', default=default_config)
   parser.add_argument('--batch', default='1,8')
   parser.add_argument('--reps', type=int, default=3)
-  for name, default in int_options.items():
-    parser.add_argument(f'--{name}', type=int, default=default)
+  for name, default in options.items():
+    parser.add_argument(f'--{name.replace("_", "-")}', type=type(default), default=default)
   args = parser.parse_args()
   args.batch = [int(v) for v in args.batch.split(',')]
   return args

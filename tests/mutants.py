@@ -48,6 +48,7 @@ T_METRICS = ('tests/test_eval_metrics.py', 'tests/test_evaluator.py')
 T_INPUTS = ('tests/test_train_inputs.py',)
 T_SHARDS = ('tests/test_multiprocess.py', '-k', 'shards')
 T_PARITY = ('tests/test_parity.py', '-k', 'argenseg')
+T_MIXTURE = ('tests/test_mixture.py', '-k', 'not cli')
 T_READERS = ('tests/test_data_readers.py',)
 T_GROUNDING = ('tests/test_grounding.py',)
 T_CONVERSION = ('tests/test_conversion_tables.py',)
@@ -258,6 +259,22 @@ MUTANTS = (
     Mutant('fsdp_fallback_on_the_layer_axis', 'argenseg_jax/sharding.py',
            'if e is None and d % n == 0 and not (stacked and i == 0)]',
            'if e is None and d % n == 0]', ('tests/test_sharding.py',)),
+    Mutant('repeat_time_ignored', 'data_pipelines/mixture.py',
+           'count = n * s.repeat_time if s.repeat_time >= 1 else int(n * s.repeat_time)',
+           'count = n', T_MIXTURE),
+    Mutant('weights_ignored', 'data_pipelines/mixture.py',
+           '  if sources[0].weight is None:\n    return natural',
+           '  if True:\n    return natural', T_MIXTURE),
+    Mutant('panoptic_class_not_drawn', 'data_pipelines/panoptic.py',
+           'int(draw_generator(self.origin, draw).choice(categories))',
+           'int(categories[0])', T_MIXTURE),
+    Mutant('panoptic_id_from_red_only', 'data_pipelines/panoptic.py',
+           'rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]', 'rgb[..., 0]',
+           T_MIXTURE),
+    Mutant('text_only_rows_keep_their_tile', 'data_pipelines/train_pipeline.py',
+           'image_flag=np.int32(sample.image is not None)', 'image_flag=np.int32(1)', T_MIXTURE),
+    Mutant('augment_draw_ignored', 'data_pipelines/mixture.py',
+           'draw_generator(sample.origin, j))', 'np.random.default_rng())', T_MIXTURE),
 )
 
 
