@@ -21,7 +21,8 @@ setuptools.setup(
     + ['argenseg_jax.configs'],
     package_dir={'argenseg_jax.configs': 'configs'},  # `argenseg train --config NAME`
     package_data={'argenseg_jax': ['assets/*.png', 'assets/*.model', 'assets/mask_vqvae/*',
-                                   'assets/argenseg_small/**/*']},
+                                   'assets/argenseg_small/**/*', 'assets/mixture_tiny/**/*'],
+                  'data_pipelines': ['*.json']},
     install_requires=CORE,
     extras_require={
         'convert': CONVERT,
