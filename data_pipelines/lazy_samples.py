@@ -27,6 +27,7 @@ class CocoRecord:
   height: int
   width: int
   segmentations: tuple
+  num_masks = 1
 
   def load(self, draw: int = 0) -> RefSample:
     del draw
@@ -46,6 +47,10 @@ class MaskFileRecord:
   conversation: tuple[dict, ...] | None = None
   merge: bool = False
 
+  @property
+  def num_masks(self) -> int:
+    return min(len(self.mask_paths), 1) if self.merge else len(self.mask_paths)
+
   def load(self, draw: int = 0) -> RefSample:
     del draw
     masks = [read_mask(path, self.origin) for path in self.mask_paths]
@@ -64,6 +69,7 @@ class TextRecord:
   """A conversation without an image (text-only data: text loss only)."""
   origin: str
   conversation: tuple[dict, ...]
+  num_masks = 0
 
   def load(self, draw: int = 0) -> RefSample:
     del draw

@@ -126,6 +126,15 @@ class Mixture:
       sample.image = jpeg_degraded(sample.image, draw_generator(sample.origin, j))
     return sample
 
+  def check_max_masks(self, max_masks: int) -> None:
+    """Raises, before any training, if an answer holds more than `max_masks` masks."""
+    for s, r in zip(self.sources, self.readers):
+      most = max(record.num_masks for record in r.records)
+      if most > max_masks:
+        raise ValueError(f'{self.meta}: source {s.name!r} has answers with {most} masks, '
+                         f'more than config.data.max_masks={max_masks}; raise it '
+                         f'(--config.data.max_masks={most}).')
+
   def describe(self) -> list[str]:
     """One line per source: entries read, skipped, repeat_time / weight, samples, share."""
     lines = []

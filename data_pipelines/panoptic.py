@@ -92,6 +92,7 @@ class PanopticRecord:
   mask_path: str
   segments: tuple[tuple[int, int], ...]
   conversation: tuple[dict, ...]
+  num_masks = 1
 
   def category(self, draw: int) -> int:
     """The category id drawn for draw `draw`."""

@@ -169,6 +169,7 @@ def training_inputs(config):
     return synthetic_masks.mask_inputs(config)
   if config.data.meta:
     source = mixture.Mixture(config.data.meta, config.data.meta_root, seed=config.seed)
+    source.check_max_masks(config.data.max_masks)
     logging.info('training mixture %s:\n  %s', config.data.meta, '\n  '.join(source.describe()))
   else:
     source = data_spec.open_source(config.data.spec)

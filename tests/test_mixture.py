@@ -218,6 +218,9 @@ def test_errors_name_the_file_and_the_entry(mini, tmp_path):
   _write_lines(anns, [good, {**good, 'mask': 'masks/none.png'}])
   with pytest.raises(FileNotFoundError, match=rf'{anns}:2: panoptic mask not found'):
     PsalmReader(anns, mini).sample(1, 0)
+  with pytest.raises(ValueError, match=r"source 'lisa_inst' has answers with 2 masks, more "
+                                       r'than config.data.max_masks=1'):
+    Mixture(mini / 'meta.json', mini).check_max_masks(1)
   text_to_image = {'mask': 'masks/x.png', 'conversations': good['conversations']}
   reader = PsalmReader(_write_lines(anns, [good, text_to_image]), mini)
   assert reader.skipped == [(f'{anns}:2', SKIP_TEXT_TO_IMAGE)]
