@@ -382,7 +382,8 @@ def train_batch(cfg, tok: Tokenizer, batch: int, length: int) -> dict:
   mask[:, r // 4:r // 2, r // 8:r // 2] = 1.0
   return pad_batch([dict(ids=ex.ids, labels=ex.labels, masks=mask,
                          pixels=rng.normal(size=(s, s, 3)).astype(np.float32),
-                         mask_flags=np.ones((1,), np.int32))] * batch, spec)
+                         image_flag=np.int32(1), mask_flags=np.ones((1,), np.int32))] * batch,
+                   spec)
 
 
 def train_steps(cfg, tok, batch: int, length: int, reps: int) -> dict:

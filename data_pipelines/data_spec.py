@@ -85,7 +85,7 @@ def _refcoco(rest: str) -> dict[str, Any]:
 
 def _meta(rest: str) -> dict[str, Any]:
   path, sep, base = rest.rpartition('@') if '@' in rest else (rest, '', '')
-  kwargs = {'meta': _existing(path, 'meta file'), 'training': False}
+  kwargs = {'meta': _existing(path, 'meta file')}
   if sep:
     kwargs['base_dir'] = _existing(base, 'meta base directory', want_dir=True)
   return kwargs
@@ -153,8 +153,17 @@ def parse(text: str) -> DataSpec:
   return DataSpec(kind=kind, text=text, kwargs=KINDS[kind].parse(rest))
 
 
-def open_source(spec: DataSpec | str) -> Sequence[RefSample]:
-  """The reader for `spec`: a random-access source (`len`, `[i]` -> RefSample)."""
+def open_source(spec: DataSpec | str, training: bool = False) -> Sequence[RefSample]:
+  """The reader for `spec`: a random-access source (`len`, `[i]` -> RefSample). PSALM
+  files keep their understanding and text-only entries for `training` only; `meta:` is an
+  evaluation view (training reads a meta file through `config.data.meta`)."""
   spec = parse(spec) if isinstance(spec, str) else spec
+  kwargs = dict(spec.kwargs)
+  if spec.kind == 'meta' and training:
+    raise DataSpecError(f'{spec.text}: a meta file trains through config.data.meta (and '
+                        f'config.data.meta_root), which mixes its sources by repeat_time; '
+                        f'meta: in a data spec is the evaluation view.')
+  if spec.kind in ('meta', 'psalm'):
+    kwargs['training'] = training
   kind = KINDS[spec.kind]
-  return getattr(importlib.import_module(kind.module), kind.factory)(**spec.kwargs)
+  return getattr(importlib.import_module(kind.module), kind.factory)(**kwargs)

@@ -3,9 +3,9 @@
 Readers parse their files into records once; `RecordSource[i]` decodes record `i` into
 a `RefSample` (image left as a path, checked to exist and to match the mask size).
 `RecordSource` is what `grain.MapDataset.source(...)` takes: `len()`, `[i]`, pickling.
-A record's `load(draw)` takes the draw number of a mixture (`data_pipelines/mixture.py`):
-records with a random choice (a panoptic entry's class) seed it with their origin and the
-draw; the others ignore it.
+A record's `load(draw)` takes a draw, a tuple of ints (`data_pipelines/mixture.py`: seed,
+epoch, position): records with a random choice (a panoptic entry's class) seed it with
+their origin and the draw; the others ignore it.
 """
 
 import dataclasses
@@ -29,7 +29,7 @@ class CocoRecord:
   segmentations: tuple
   num_masks = 1
 
-  def load(self, draw: int = 0) -> RefSample:
+  def load(self, draw: tuple[int, ...] = ()) -> RefSample:
     del draw
     image = require_image(self.image, self.origin, (self.height, self.width))
     mask = union_mask(self.segmentations, self.height, self.width, self.origin)
@@ -51,7 +51,7 @@ class MaskFileRecord:
   def num_masks(self) -> int:
     return min(len(self.mask_paths), 1) if self.merge else len(self.mask_paths)
 
-  def load(self, draw: int = 0) -> RefSample:
+  def load(self, draw: tuple[int, ...] = ()) -> RefSample:
     del draw
     masks = [read_mask(path, self.origin) for path in self.mask_paths]
     shapes = sorted({m.shape for m in masks})
@@ -71,7 +71,7 @@ class TextRecord:
   conversation: tuple[dict, ...]
   num_masks = 0
 
-  def load(self, draw: int = 0) -> RefSample:
+  def load(self, draw: tuple[int, ...] = ()) -> RefSample:
     del draw
     return RefSample(None, [], [], self.origin, [dict(t) for t in self.conversation])
 
@@ -95,8 +95,8 @@ class RecordSource:
   def __getitem__(self, index: int) -> RefSample:
     return self.records[index].load()
 
-  def sample(self, index: int, draw: int) -> RefSample:
-    """Record `index` as drawn the `draw`-th time (see the module docstring)."""
+  def sample(self, index: int, draw: tuple[int, ...]) -> RefSample:
+    """Record `index` under draw `draw` (see the module docstring)."""
     return self.records[index].load(draw)
 
   def __repr__(self) -> str:

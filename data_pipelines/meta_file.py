@@ -24,9 +24,9 @@ Relative paths (`root`, `annotation`, masks in the entries) are taken from `base
 
 import dataclasses
 import json
+import math
 import numbers
-
-from etils import epath
+import os
 
 from argenseg_jax import user_input
 
@@ -50,9 +50,9 @@ class MetaSource:
 
 def _number(value, where: str, integer: bool = False) -> float:
   ok = isinstance(value, numbers.Integral if integer else numbers.Real)
-  if not ok or isinstance(value, bool) or value <= 0:
-    raise ValueError(f'{where} must be a positive {"integer" if integer else "number"}, got '
-                     f'{value!r}.')
+  if not ok or isinstance(value, bool) or not 0 < value < math.inf:
+    kind = 'integer' if integer else 'number'
+    raise ValueError(f'{where} must be a finite positive {kind}, got {value!r}.')
   return value
 
 
@@ -104,7 +104,7 @@ def read_meta(path, base_dir: str = '') -> list[MetaSource]:
   if not isinstance(table, dict) or not table:
     raise ValueError(f'{path}: expected a JSON object mapping source names to '
                      f'{{"root", "annotation", "repeat_time", ...}}.')
-  base_dir = str(base_dir) if str(base_dir) else str(epath.Path.cwd())
+  base_dir = str(base_dir) or os.getcwd()
   sources = [_source(name, entry, f'{path}: source {name!r}', base_dir)
              for name, entry in table.items()]
   weighted = [s.name for s in sources if s.weight is not None]

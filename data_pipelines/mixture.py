@@ -9,12 +9,15 @@ and text-only conversations). Like the original's `ConcatDataset`, source i fill
                repeat_time < 1 its first int(n_i x repeat_time) entries;
   `weight`:    count_i = round(N x weight_i / sum(weights)) with N the unweighted total, its
                entries taken in a seeded order, cycling when count_i > n_i.
-The grain chain (`train_pipeline.make_dataset`) shuffles the whole index space every
+The grain chain (`train_pipeline.sample_dataset`) shuffles the whole index space every
 epoch, repeats it and shards it by process, so an epoch holds each source in exactly
 these proportions and the iterator state saved with a checkpoint restores the position
-in the mixture exactly. Index k of source i, position j, is that entry's draw j (a
-panoptic entry draws its class from it; `data_augment` its JPEG quality). Every sample's
-`group` is its source name.
+in the mixture exactly. `epoch_sample(k, epoch)` loads index k (source i, position j)
+under the draw `(seed, epoch, j)`: a panoptic entry draws its class from it, and
+`data_augment` its JPEG quality (from another stream), so both change with every repeat
+and epoch and are the same whenever that sample is drawn again (a resumed run). A
+weighted source drawn less often than it has entries uses the same seeded subset every
+epoch. Every sample's `group` is its source name.
 
 `Mixture(..., training=False)` is the evaluation view (`--data meta:FILE.json`): every
 source once, segmentation entries only (sources without any are left out and named in
@@ -30,7 +33,7 @@ from PIL import Image
 from argenseg_jax import image_io
 from argenseg_jax.ref_sample import RefSample
 from data_pipelines.meta_file import MetaSource, read_meta
-from data_pipelines.panoptic import draw_generator
+from data_pipelines.panoptic import JPEG_DRAW, draw_generator
 from data_pipelines.psalm_reader import PsalmReader
 from data_pipelines.reader_checks import EmptyDatasetError
 
@@ -49,15 +52,16 @@ def jpeg_degraded(image, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(img.convert('RGB'))
 
 
-def _counts(sources: list[MetaSource], sizes: list[int], training: bool) -> list[int]:
+def _counts(meta: str, sources: list[MetaSource], sizes: list[int],
+            training: bool) -> list[int]:
   if not training:
     return list(sizes)
   natural = []
   for s, n in zip(sources, sizes):
     count = n * s.repeat_time if s.repeat_time >= 1 else int(n * s.repeat_time)
     if count == 0:
-      raise ValueError(f'source {s.name!r}: repeat_time {s.repeat_time} of {n} entries keeps '
-                       f'none; raise it.')
+      raise ValueError(f'{meta}: source {s.name!r}: repeat_time {s.repeat_time} of {n} '
+                       f'entries keeps none; raise it.')
     natural.append(int(count))
   if sources[0].weight is None:
     return natural
@@ -76,16 +80,17 @@ class Mixture:
         self.readers.append(PsalmReader(s.annotation, s.root, mask_root=s.base_dir,
                                         training=training))
         self.sources.append(s)
-      except EmptyDatasetError:
+      except EmptyDatasetError as e:
         if training:
-          raise
+          raise EmptyDatasetError(f'{self.meta}: source {s.name!r}: {e}') from None
         self.left_out.append(s.name)  # no entry with a mask: nothing to evaluate
     if not self.sources:
       raise EmptyDatasetError(f'{self.meta}: no source has an entry with a mask.')
     sizes = [len(r) for r in self.readers]
-    self.counts = _counts(self.sources, sizes, training)
+    self.counts = _counts(self.meta, self.sources, sizes, training)
     self.starts = np.cumsum([0] + self.counts)
     self.training = training
+    self.seed = seed
     weighted = training and self.sources[0].weight is not None
     self.orders = [np.random.default_rng([seed, i]).permutation(n) if weighted else None
                    for i, n in enumerate(sizes)]
@@ -116,15 +121,20 @@ class Mixture:
     i = int(np.searchsorted(self.starts, k, side='right')) - 1
     return i, k - int(self.starts[i])
 
-  def __getitem__(self, k: int) -> RefSample:
+  def epoch_sample(self, k: int, epoch: int) -> RefSample:
+    """Index `k` in epoch `epoch` (see the module docstring)."""
     i, j = self.locate(k)
     reader, order = self.readers[i], self.orders[i]
     index = j % len(reader)
-    sample = reader.sample(int(order[index]) if order is not None else index, j)
+    draw = (self.seed, epoch, j)
+    sample = reader.sample(int(order[index]) if order is not None else index, draw)
     sample.group = self.sources[i].name
     if self.training and self.sources[i].data_augment and sample.image is not None:
-      sample.image = jpeg_degraded(sample.image, draw_generator(sample.origin, j))
+      sample.image = jpeg_degraded(sample.image, draw_generator(sample.origin, draw, JPEG_DRAW))
     return sample
+
+  def __getitem__(self, k: int) -> RefSample:
+    return self.epoch_sample(k, 0)
 
   def check_max_masks(self, max_masks: int) -> None:
     """Raises, before any training, if an answer holds more than `max_masks` masks."""

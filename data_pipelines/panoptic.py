@@ -6,19 +6,25 @@ An entry (InternVL jsonl, as PSALM converts COCO panoptic):
    "conversations": [{"from": "human", "value": "<image>\\n Please segment {} in this image."},
                      {"from": "gpt", "value": "Sure, the segmentation result: <mask>."}]}
 
-The panoptic PNG stores each pixel's segment id as R + 256 G + 256^2 B (COCO's `rgb2id`).
-A sample draws one category among those of `seg_info` (uniformly over the distinct
-categories, as the original), with a generator seeded by the entry's origin and the
-draw number (reproducible, different for each repeat of the entry); the mask is every
-pixel of every segment of that category, and the first human turn's `{}` becomes the
-category's name from `coco_panoptic_categories.json` (the 133 public COCO panoptic
-categories, cocodataset/panopticapi). The original compares the PNG's channels one by
-one with the ids, which only agrees with this for ids below 256.
+The panoptic PNG stores each pixel's segment id as R + 256 G + 256^2 B (COCO's `rgb2id`);
+a one-channel PNG (8 or 16 bit) holds the ids themselves; palette PNGs are refused. A
+sample draws one category among those of `seg_info` (uniformly over the distinct
+categories, as the original), with a generator seeded by the entry (file name and line)
+and the draw (the mixture's seed, epoch and position: reproducible, new at every repeat
+and epoch); the mask is every pixel of every segment of that category (none: an error
+naming the entry) and the first human turn's `{}` becomes the category's name.
+
+Names come from `coco_panoptic_categories.json` (the 133 public COCO panoptic categories,
+cocodataset/panopticapi), under one of two numberings: `coco`, the official ids (1-200
+with gaps), or `contiguous`, 0-132 in the same order (detectron2's; the original indexes
+its class-name list with `category_id`, and its example entry's id 45, "bowl", is not an
+official id). `numbering_of` decides per annotation file from the ids it holds.
 """
 
 import dataclasses
 import functools
 import json
+import logging
 import pathlib
 import zlib
 
@@ -31,13 +37,37 @@ from data_pipelines.reader_checks import require_image
 
 CLASS_SLOT = '{}'
 CATEGORIES_FILE = pathlib.Path(__file__).with_name('coco_panoptic_categories.json')
+NUMBERINGS = ('coco', 'contiguous')
+ID_MODES = ('L', 'I', 'I;16', 'I;16B', 'I;16L')  # one channel: the ids themselves
+RGB_MODES = ('RGB', 'RGBA')                       # R + 256 G + 256^2 B (alpha ignored)
+CLASS_DRAW, JPEG_DRAW = 0, 1  # separate random streams of one draw
 
 
 @functools.cache
-def category_names() -> dict[int, str]:
-  """COCO panoptic category id -> name (133 entries)."""
+def category_names(numbering: str = 'coco') -> dict[int, str]:
+  """Category id -> name (133 entries) under `numbering` (see the module docstring)."""
   table = json.loads(CATEGORIES_FILE.read_text())['categories']
+  if numbering == 'contiguous':
+    return {i: row['name'] for i, row in enumerate(table)}
+  if numbering != 'coco':
+    raise ValueError(f'unknown category numbering {numbering!r}; expected one of {NUMBERINGS}.')
   return {row['id']: row['name'] for row in table}
+
+
+def numbering_of(category_ids, where: str) -> str:
+  """The numbering that all of one annotation file's category ids fit; `contiguous` (the
+  original indexes its class-name list), with a warning, when they fit both."""
+  ids = set(category_ids)
+  fits = [n for n in NUMBERINGS if ids <= category_names(n).keys()]
+  if not fits:
+    raise ValueError(f'{where}: category ids {sorted(ids)[:8]}... fit neither the official '
+                     f'COCO panoptic ids nor 0-132 ({CATEGORIES_FILE.name}).')
+  if len(fits) == 2:
+    logging.warning('%s: every panoptic category id fits both the official COCO ids and '
+                    '0-132; reading them as 0-132 (the original indexes its class list)',
+                    where)
+    return 'contiguous'
+  return fits[0]
 
 
 def segment_ids(rgb: np.ndarray) -> np.ndarray:
@@ -53,6 +83,11 @@ def read_segment_ids(path: str, origin: str) -> np.ndarray:
     raise FileNotFoundError(f'{origin}: panoptic mask not found: {p}')
   try:
     with p.open('rb') as f, Image.open(f) as img:
+      if img.mode in ID_MODES:
+        return np.asarray(img).astype(np.int64)
+      if img.mode not in RGB_MODES:
+        raise ValueError(f'mode {img.mode!r}: expected RGB ids (R + 256 G + 256^2 B) or one '
+                         f'channel of ids')
       rgb = np.asarray(img.convert('RGB'))
   except (OSError, SyntaxError, ValueError) as e:
     raise ValueError(f'{origin}: {p} is not a readable panoptic PNG: {e}') from None
@@ -61,27 +96,25 @@ def read_segment_ids(path: str, origin: str) -> np.ndarray:
 
 def parse_segments(seg_info, origin: str) -> tuple[tuple[int, int], ...]:
   """`seg_info` -> `((segment id, category id), ...)`, checked: a non-empty list of
-  `{"id", "category_id"}` with categories in the COCO panoptic table."""
+  `{"id": int, "category_id": int}` (the ids' numbering is checked per file)."""
   if not isinstance(seg_info, list) or not seg_info:
     raise ValueError(f'{origin}: "seg_info" must be a non-empty list of {{"id", '
                      f'"category_id"}}, got {seg_info!r:.80}.')
-  names = category_names()
   segments = []
   for k, seg in enumerate(seg_info):
     if not (isinstance(seg, dict) and isinstance(seg.get('id'), int)
             and isinstance(seg.get('category_id'), int)):
       raise ValueError(f'{origin}: seg_info[{k}] must be {{"id": int, "category_id": int}}, '
                        f'got {seg!r:.80}.')
-    if seg['category_id'] not in names:
-      raise ValueError(f'{origin}: seg_info[{k}] has category_id {seg["category_id"]}, not '
-                       f'a COCO panoptic category ({CATEGORIES_FILE.name}).')
     segments.append((seg['id'], seg['category_id']))
   return tuple(segments)
 
 
-def draw_generator(origin: str, draw: int) -> np.random.Generator:
-  """The generator of draw `draw` of the entry at `origin` (same inputs, same numbers)."""
-  return np.random.default_rng([zlib.crc32(origin.encode()), draw])
+def draw_generator(origin: str, draw: tuple[int, ...], stream: int) -> np.random.Generator:
+  """Random stream `stream` of draw `draw` of the entry at `origin`, keyed by its file name
+  and line (not its folder: moving the data keeps the draws)."""
+  key = origin.replace('\\', '/').rsplit('/', 1)[-1]
+  return np.random.default_rng([zlib.crc32(key.encode()), stream, *draw])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,19 +125,23 @@ class PanopticRecord:
   mask_path: str
   segments: tuple[tuple[int, int], ...]
   conversation: tuple[dict, ...]
+  numbering: str = 'coco'
   num_masks = 1
 
-  def category(self, draw: int) -> int:
-    """The category id drawn for draw `draw`."""
+  def category(self, draw: tuple[int, ...]) -> int:
+    """The category id drawn for `draw`."""
     categories = np.unique([category for _, category in self.segments])
-    return int(draw_generator(self.origin, draw).choice(categories))
+    return int(draw_generator(self.origin, draw, CLASS_DRAW).choice(categories))
 
-  def load(self, draw: int = 0) -> RefSample:
+  def load(self, draw: tuple[int, ...] = ()) -> RefSample:
     category = self.category(draw)
+    name = category_names(self.numbering)[category]
     ids = read_segment_ids(self.mask_path, self.origin)
-    chosen = [segment for segment, c in self.segments if c == category]
-    mask = np.isin(ids, chosen)
+    mask = np.isin(ids, [segment for segment, c in self.segments if c == category])
+    if not mask.any():
+      raise ValueError(f'{self.origin}: no pixel of {self.mask_path} holds a segment of '
+                       f'category {category} ({name}) listed in seg_info.')
     image = require_image(self.image, self.origin, ids.shape)
     turns = [dict(t) for t in self.conversation]
-    turns[0]['value'] = turns[0]['value'].replace(CLASS_SLOT, category_names()[category])
+    turns[0]['value'] = turns[0]['value'].replace(CLASS_SLOT, name)
     return RefSample(image, [], [mask], self.origin, turns)

@@ -22,7 +22,7 @@ holding these kinds of entries:
    without `<image>` gets `<image>\\n` prepended.
 3. Panoptic entries: a single `mask` with a `dataset` not containing 'refcoco' (the
    original's rule), `seg_info` and `{}` in the first turn -> `panoptic.PanopticRecord`
-   (one COCO class drawn per sample).
+   (one COCO class drawn per sample; the file's category numbering from its ids).
 4. Text-only conversations (no `image`): no image, no mask.
 With `training=False` (evaluation) only entries with masks are kept.
 Images are joined to `image_root`, masks to `mask_root` (default `image_root`; the
@@ -34,6 +34,7 @@ images or a video (one 448 tile per sample here), text-to-image entries (a mask 
 an image), and for evaluation understanding and text-only conversations.
 """
 
+import dataclasses
 import os
 
 from argenseg_jax import user_input
@@ -140,4 +141,15 @@ class PsalmReader(RecordSource):
                          f'{origin}: {message}') from None
       if reason is not None:
         skipped.append((origin, reason))
-    super().__init__(records, skipped, path)
+    super().__init__(_numbered(records, path), skipped, path)
+
+
+def _numbered(records: list, path) -> list:
+  """The panoptic records with the numbering of their file's category ids."""
+  panoptic_ids = {c for r in records if isinstance(r, panoptic.PanopticRecord)
+                  for _, c in r.segments}
+  if not panoptic_ids:
+    return records
+  numbering = panoptic.numbering_of(panoptic_ids, str(path))
+  return [dataclasses.replace(r, numbering=numbering)
+          if isinstance(r, panoptic.PanopticRecord) else r for r in records]

@@ -138,16 +138,37 @@ class PipelineConfig:
   process_count: int = 1
 
 
+class _EpochSample:
+  """`(global index g, k) -> source.epoch_sample(k, g // len(source))` (picklable)."""
+
+  def __init__(self, source):
+    self.source = source
+
+  def __call__(self, g: int, k: int) -> RefSample:
+    return self.source.epoch_sample(k, g // len(self.source))
+
+
+def sample_dataset(source, cfg: PipelineConfig) -> grain.MapDataset:
+  """This process's samples in training order: a seeded shuffle of the source's indices,
+  new every epoch, repeated, then every `process_count`-th from `process_index`. A source
+  with `epoch_sample(k, epoch)` (a meta-file mixture) loads each index with its epoch."""
+  if len(source) == 0:
+    raise ValueError(f'the training source {source!r} holds no samples.')
+  ds = grain.MapDataset.range(len(source)).shuffle(seed=cfg.seed).repeat(cfg.num_epochs)
+  if hasattr(source, 'epoch_sample'):
+    ds = ds.map_with_index(_EpochSample(source))
+  else:
+    ds = ds.map(source.__getitem__)
+  return ds[cfg.process_index::cfg.process_count]
+
+
 def make_dataset(source, tokenizer: Tokenizer, spec: ExampleSpec,
                  cfg: PipelineConfig) -> grain.IterDataset:
   """The training chain over a random-access `source` of `RefSample`s.
 
   Several processes all pad to the largest bucket (their batches form one global array,
   so every process must pick the same length)."""
-  if len(source) == 0:
-    raise ValueError(f'the training source {source!r} holds no samples.')
-  ds = grain.MapDataset.source(source).shuffle(seed=cfg.seed).repeat(cfg.num_epochs)
-  ds = ds[cfg.process_index::cfg.process_count]
+  ds = sample_dataset(source, cfg)
   buckets = spec.length_buckets if cfg.process_count == 1 else spec.length_buckets[-1:]
   ds = (ds.to_iter_dataset().map(EncodeExample(tokenizer, spec))
         .filter(_is_example)
@@ -172,7 +193,7 @@ def training_inputs(config):
     source.check_max_masks(config.data.max_masks)
     logging.info('training mixture %s:\n  %s', config.data.meta, '\n  '.join(source.describe()))
   else:
-    source = data_spec.open_source(config.data.spec)
+    source = data_spec.open_source(config.data.spec, training=True)
 
   def inputs(tokenizer: Tokenizer, spec: ExampleSpec, batch_size: int) -> grain.IterDataset:
     return make_dataset(source, tokenizer, spec, PipelineConfig(

@@ -109,12 +109,40 @@ def test_resume_mid_epoch_continues_the_exact_sequence(mini, encoder):
       np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-def test_processes_draw_disjoint_shares(mini):
+def _first_epoch(mixture, process=(0, 1)) -> list:
+  """This process's samples among the first epoch's global indices."""
+  cfg = train_pipeline.PipelineConfig(batch_size=1, seed=4, process_index=process[0],
+                                      process_count=process[1])
+  ds = train_pipeline.sample_dataset(mixture, cfg)
+  return [ds[k] for k in range(len(range(process[0], len(mixture), process[1])))]
+
+
+def test_an_epoch_holds_the_exact_counts_and_processes_split_it(mini):
   mixture = Mixture(mini / 'meta.json', mini)
-  ds = grain.MapDataset.source(range(len(mixture))).shuffle(seed=0)
-  shards = [list(ds[p::2]) for p in range(2)]
-  assert not set(shards[0]) & set(shards[1])
-  assert sorted(shards[0] + shards[1]) == list(range(len(mixture)))
+  whole = _first_epoch(mixture)
+  assert {g: [s.group for s in whole].count(g) for g in mixture.groups} == dict(
+      zip(mixture.groups, mixture.counts))
+
+  def key(sample):
+    return sample.origin, sample.conversation[0]['value'], sample.masks[0].sum() \
+        if sample.masks else -1
+
+  shards = [_first_epoch(mixture, (p, 2)) for p in range(2)]
+  assert sorted(map(key, shards[0] + shards[1])) == sorted(map(key, whole))
+
+
+def test_draws_change_with_the_epoch_and_the_seed_and_repeat_on_resume(mini):
+  mixture = Mixture(mini / 'meta.json', mini, seed=0)
+  k = int(mixture.starts[mixture.groups.index('coco_seg')])
+  questions = [mixture.epoch_sample(k, e).conversation[0]['value'] for e in range(12)]
+  assert len(set(questions)) >= 2  # the class is drawn again each epoch
+  assert mixture.epoch_sample(k, 3).conversation == mixture.epoch_sample(k, 3).conversation
+  other = Mixture(mini / 'meta.json', mini, seed=9)
+  assert [other.epoch_sample(k, e).conversation[0]['value'] for e in range(12)] != questions
+  first = int(mixture.starts[0])  # refcoco: repeat_time 2, data_augment
+  n = mixture.readers[0].__len__()
+  a, b = mixture[first].image, mixture[first + n].image  # one entry, its two repeats
+  assert mixture[first].origin == mixture[first + n].origin and not np.array_equal(a, b)
 
 
 def test_understanding_and_text_only_examples(mini, encoder):
@@ -149,10 +177,10 @@ def test_panoptic_class_is_reproducible_and_its_mask_is_the_class_pixels(mini):
     scene = scenes.scene(i)
     seen = set()
     for draw in range(12):
-      sample = reader.sample(i, draw)
-      again = reader.sample(i, draw)
+      sample = reader.sample(i, (0, 0, draw))
+      again = reader.sample(i, (0, 0, draw))
       np.testing.assert_array_equal(sample.masks[0], again.masks[0])
-      category = record.category(draw)
+      category = record.category((0, 0, draw))
       assert sample.conversation == again.conversation
       assert f'Please segment {names[category]} in this image.' in sample.conversation[0]['value']
       expected = np.zeros((48, 48), bool)
@@ -187,7 +215,8 @@ def test_errors_name_the_file_and_the_entry(mini, tmp_path):
   meta = tmp_path / 'meta.json'
   for source, message in ((dict(sampling_ratio=2), r"unknown keys \['sampling_ratio'\]"),
                           (dict(repeat_time=1.5), r'"repeat_time" above 1 must be an integer'),
-                          (dict(repeat_time=0), r'"repeat_time" must be a positive'),
+                          (dict(repeat_time=0), r'"repeat_time" must be a finite positive'),
+                          (dict(repeat_time=float('nan')), r'"repeat_time" must be a finite'),
                           (dict(annotation='anns/gref.json'), r'"annotation" must be a \.jsonl')):
     meta_with(**source)
     with pytest.raises(ValueError, match=rf"{re.escape(str(meta))}: source 'gref': {message}"):
@@ -205,28 +234,79 @@ def test_errors_name_the_file_and_the_entry(mini, tmp_path):
   anns = tmp_path / 'bad.jsonl'
   for change, message in ((dict(seg_info=[]), r'"seg_info" must be a non-empty list'),
                           (dict(seg_info=[{'id': 1, 'category_id': 12}]),
-                           r'seg_info\[0\] has category_id 12, not a COCO panoptic category'),
+                           r'category ids .* fit neither the official COCO panoptic ids nor'),
                           (dict(conversations=[{'from': 'human', 'value': 'Segment it.'},
                                                good['conversations'][1]]),
                            r'must hold "\{\}" for the class name')):
     _write_lines(anns, [good, {**good, **change}])
-    with pytest.raises(ValueError, match=rf'{re.escape(str(anns))}:2: .*{message}'):
+    with pytest.raises(ValueError, match=rf'{re.escape(str(anns))}(:2)?: .*{message}'):
       PsalmReader(anns, mini)
   anns.write_text(json.dumps(good) + '\n{"image": \n')
   with pytest.raises(ValueError, match=rf'{anns}:2: invalid JSON'):
     PsalmReader(anns, mini)
   _write_lines(anns, [good, {**good, 'mask': 'masks/none.png'}])
   with pytest.raises(FileNotFoundError, match=rf'{anns}:2: panoptic mask not found'):
-    PsalmReader(anns, mini).sample(1, 0)
+    PsalmReader(anns, mini).sample(1, ())
   with pytest.raises(ValueError, match=r"source 'lisa_inst' has answers with 2 masks, more "
                                        r'than config.data.max_masks=1'):
     Mixture(mini / 'meta.json', mini).check_max_masks(1)
+  absent = {**good, 'seg_info': [{'id': 5, 'category_id': c} for c in (37, 38, 72, 199)]}
+  with pytest.raises(ValueError, match=rf'{re.escape(str(anns))}:1: no pixel of .* holds a '
+                                       r'segment of category'):
+    PsalmReader(_write_lines(anns, [absent]), mini).sample(0, ())
+  Image.fromarray(np.zeros((48, 48), np.uint8)).convert('P').save(tmp_path / 'p.png')
+  with pytest.raises(ValueError, match=r"p\.png is not a readable panoptic PNG: mode 'P'"):
+    PsalmReader(_write_lines(anns, [{**good, 'mask': str(tmp_path / 'p.png')}]),
+                mini).sample(0, ())
+  Image.fromarray(np.full((40, 48), 300, np.uint16)).save(tmp_path / 'small.png')
+  small = {**good, 'mask': str(tmp_path / 'small.png'),
+           'seg_info': [{'id': 300, 'category_id': 37}]}
+  with pytest.raises(ValueError, match=r'is 48x48 but its masks are 48x40'):
+    PsalmReader(_write_lines(anns, [small]), mini).sample(0, ())
   text_to_image = {'mask': 'masks/x.png', 'conversations': good['conversations']}
   reader = PsalmReader(_write_lines(anns, [good, text_to_image]), mini)
   assert reader.skipped == [(f'{anns}:2', SKIP_TEXT_TO_IMAGE)]
 
 
+def test_the_originals_example_entry_reads_as_contiguous_ids(tmp_path):
+  """ARGenSeg's example/anns/coco_seg.jsonl: ids 1-3, category 45 (not an official id: the
+  original indexes its class list), here in a one-channel PNG."""
+  ids = np.zeros((8, 8), np.uint8)
+  ids[:2], ids[4:6, :3] = 1, 3
+  Image.fromarray(ids).save(tmp_path / 'pan.png')
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / 'img.jpg')
+  entry = {'image': 'img.jpg', 'mask': 'pan.png', 'dataset': 'coco_seg', 'id': 0,
+           'seg_info': [{'id': 1, 'category_id': 45}, {'id': 2, 'category_id': 45},
+                        {'id': 3, 'category_id': 45}],
+           'conversations': [{'from': 'human', 'value': '<image>\n Please segment {} in this '
+                              'image.'}, {'from': 'gpt', 'value': 'Sure, the segmentation '
+                                          'result: <mask>.'}]}
+  sample = PsalmReader(_write_lines(tmp_path / 'coco_seg.jsonl', [entry]), tmp_path)[0]
+  assert sample.conversation[0]['value'] == '<image>\n Please segment bowl in this image.'
+  np.testing.assert_array_equal(sample.masks[0], ids > 0)
+  assert panoptic.numbering_of({37, 38, 72, 199}, 'x') == 'coco'
+  assert panoptic.category_names('contiguous')[132] == 'rug-merged'
+
+
+def test_roots_and_the_default_base_directory(mini, tmp_path, monkeypatch):
+  """Images come from `root`, masks and annotations from the base directory (the
+  original's working directory, by default the current one)."""
+  (tmp_path / 'masks').symlink_to(mini / 'masks')
+  (tmp_path / 'anns').symlink_to(mini / 'anns')
+  meta = _edit_meta(mini, tmp_path / 'meta.json',
+                    **{name: {'root': str(mini)} for name in miniature_mixture.REPEAT_TIME})
+  monkeypatch.chdir(tmp_path)
+  mixture = Mixture('meta.json')
+  assert len(mixture) == len(Mixture(mini / 'meta.json', mini)) and meta.parent == tmp_path
+  first = mixture[0]
+  assert first.masks and first.origin.startswith(str(tmp_path / 'anns'))
+  images = {mixture[k].image for k in range(len(mixture)) if isinstance(mixture[k].image, str)}
+  assert images and all(i.startswith(str(mini)) for i in images)
+
+
 def test_meta_spec_evaluates_each_segmentation_source_once(mini):
+  with pytest.raises(data_spec.DataSpecError, match='trains through config.data.meta'):
+    data_spec.open_source(f'meta:{mini / "meta.json"}@{mini}', training=True)
   source = data_spec.open_source(f'meta:{mini / "meta.json"}@{mini}')
   assert source.groups == ('refcoco', 'gref', 'coco_seg', 'ade', 'lisa_inst')
   assert source.left_out == ['understanding', 'text_only'] and len(source) == 20

@@ -8,9 +8,10 @@ Protocols: 'object' asks one question per sample with all its sentences joined, 
 original evaluation of PSALM-format files (spec 6.5, quirk 12); 'sentence' asks one
 question per sentence. The GT is the union of the sample's masks; the prediction is the
 answer's first mask (no mask -> empty). A conversation sample with one question and one
-mask (meta files, `--data meta:FILE.json`) asks its question as written. Other samples
-without sentences are skipped and counted, like the original's filter on empty
-instruction lists.
+mask (of any reader: `custom:`, `psalm:`, `meta:`) asks its question as written, under
+either protocol. Other samples without sentences (conversations with several questions
+or masks) are skipped and counted (`skipped_no_sentences`), like the original's filter
+on empty instruction lists.
 
 Multi-host: process p evaluates the even index range p of the samples on its own model
 replica (no collective inside the loop); the counters and per-query rows are then
@@ -80,8 +81,9 @@ def conversation_question(sample: RefSample) -> str | None:
 
 def sample_queries(sample: RefSample, index: int, protocol: str,
                    groups: Sequence[str] = ()) -> list[Query]:
-  """The questions of one sample under `protocol` (none if it has no sentences);
-  `groups`: the source's group names, which `sample.group` indexes."""
+  """The questions of one sample under `protocol` (a one-question conversation: that
+  question; none if there is neither); `groups`: the source's group names, which
+  `sample.group` indexes."""
   if sample.group and sample.group not in groups:
     raise ValueError(f'{sample.origin}: group {sample.group!r} is not one of the source\'s '
                      f'groups {list(groups)}.')
@@ -248,7 +250,7 @@ def format_summary(report: dict) -> str:
   group of the source (if it has groups)."""
   c = report['counts']
   head = (f'{report["protocol"]} protocol: {c["queries"]} queries over {c["samples"]} '
-          f'samples ({c["skipped_no_sentences"]} without sentences skipped, '
+          f'samples ({c["skipped_no_sentences"]} without a question skipped, '
           f'{c["no_mask_answers"]} answers without a mask)')
   lines = [head, _cells(report['metrics'])]
   for name, values in report.get('per_group', {}).items():
