@@ -19,8 +19,12 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/argenseg segment --out out/mask.png --overlay out/overlay.png --previews out/previews $(ARGS)
 
+# Test files run on JOBS worker processes (pytest-xdist), each file on one worker, so a
+# file's module fixtures and compiled programs are built once.
+JOBS ?= 2
+
 test: lint
-	$(PY) -m pytest -q -m "not slow" --durations=15 $(ARGS)
+	$(PY) -m pytest -q -m "not slow" -n $(JOBS) --dist loadfile --durations=15 $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
