@@ -10,6 +10,7 @@ CORE = [
     'tensorboardX==2.6.5', 'protobuf==7.36.2', 'packaging==26.4', 'tqdm==4.70.1',
 ]
 CONVERT = ['torch==2.13.0']  # reading .pth files and PyTorch references only
+SERVE = ['starlette==1.10.0', 'uvicorn==0.55.0', 'python-multipart==0.0.34']  # argenseg serve
 
 setuptools.setup(
     name='argenseg-jax',
@@ -26,7 +27,8 @@ setuptools.setup(
     install_requires=CORE,
     extras_require={
         'convert': CONVERT,
-        'test': CONVERT + ['pytest==9.2.0', 'ruff==0.17.6'],
+        'serve': SERVE,
+        'test': CONVERT + SERVE + ['pytest==9.2.0', 'pytest-xdist==3.8.0', 'ruff==0.17.6'],
         'cuda': ['jax[cuda12]==0.10.2'],
         'tpu': ['jax[tpu]==0.10.2'],
     },
