@@ -266,7 +266,7 @@ MUTANTS = (
            '  if sources[0].weight is None:\n    return natural',
            '  if True:\n    return natural', T_MIXTURE),
     Mutant('panoptic_class_not_drawn', 'data_pipelines/panoptic.py',
-           'int(draw_generator(self.origin, draw).choice(categories))',
+           'int(draw_generator(self.origin, draw, CLASS_DRAW).choice(categories))',
            'int(categories[0])', T_MIXTURE),
     Mutant('panoptic_id_from_red_only', 'data_pipelines/panoptic.py',
            'rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]', 'rgb[..., 0]',
@@ -274,7 +274,15 @@ MUTANTS = (
     Mutant('text_only_rows_keep_their_tile', 'data_pipelines/train_pipeline.py',
            'image_flag=np.int32(sample.image is not None)', 'image_flag=np.int32(1)', T_MIXTURE),
     Mutant('augment_draw_ignored', 'data_pipelines/mixture.py',
-           'draw_generator(sample.origin, j))', 'np.random.default_rng())', T_MIXTURE),
+           'draw_generator(sample.origin, draw, JPEG_DRAW)', 'np.random.default_rng(0)',
+           T_MIXTURE),
+    Mutant('draw_without_the_epoch', 'data_pipelines/mixture.py',
+           'draw = (self.seed, epoch, j)', 'draw = (self.seed, 0, j)', T_MIXTURE),
+    Mutant('pipeline_without_the_epoch', PIPELINE,
+           'return self.source.epoch_sample(k, g // len(self.source))',
+           'return self.source.epoch_sample(k, 0)', T_MIXTURE),
+    Mutant('masks_joined_to_the_image_root', 'data_pipelines/mixture.py',
+           'mask_root=s.base_dir', 'mask_root=s.root', T_MIXTURE),
 )
 
 

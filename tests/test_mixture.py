@@ -139,6 +139,19 @@ def test_draws_change_with_the_epoch_and_the_seed_and_repeat_on_resume(mini):
   assert mixture.epoch_sample(k, 3).conversation == mixture.epoch_sample(k, 3).conversation
   other = Mixture(mini / 'meta.json', mini, seed=9)
   assert [other.epoch_sample(k, e).conversation[0]['value'] for e in range(12)] != questions
+  cfg = train_pipeline.PipelineConfig(batch_size=1, seed=4)
+  ds = train_pipeline.sample_dataset(mixture, cfg)  # the training order over 6 epochs
+  asked = {}
+  for g in range(6 * len(mixture)):
+    if g % len(mixture) == 0:
+      epoch = g // len(mixture)
+    sample = ds[g]
+    if sample.group == 'coco_seg':
+      asked.setdefault((sample.origin, epoch), set()).add(sample.conversation[0]['value'])
+  by_entry = {}
+  for (origin, _), texts in asked.items():
+    by_entry.setdefault(origin, set()).update(texts)
+  assert max(len(texts) for texts in by_entry.values()) >= 2
   first = int(mixture.starts[0])  # refcoco: repeat_time 2, data_augment
   n = mixture.readers[0].__len__()
   a, b = mixture[first].image, mixture[first + n].image  # one entry, its two repeats
@@ -293,15 +306,18 @@ def test_roots_and_the_default_base_directory(mini, tmp_path, monkeypatch):
   original's working directory, by default the current one)."""
   (tmp_path / 'masks').symlink_to(mini / 'masks')
   (tmp_path / 'anns').symlink_to(mini / 'anns')
+  root = tmp_path / 'root'  # images only
+  root.mkdir()
+  (root / 'images').symlink_to(mini / 'images')
   meta = _edit_meta(mini, tmp_path / 'meta.json',
-                    **{name: {'root': str(mini)} for name in miniature_mixture.REPEAT_TIME})
+                    **{name: {'root': str(root)} for name in miniature_mixture.REPEAT_TIME})
   monkeypatch.chdir(tmp_path)
   mixture = Mixture('meta.json')
   assert len(mixture) == len(Mixture(mini / 'meta.json', mini)) and meta.parent == tmp_path
   first = mixture[0]
   assert first.masks and first.origin.startswith(str(tmp_path / 'anns'))
   images = {mixture[k].image for k in range(len(mixture)) if isinstance(mixture[k].image, str)}
-  assert images and all(i.startswith(str(mini)) for i in images)
+  assert images and all(i.startswith(str(root)) for i in images)
 
 
 def test_meta_spec_evaluates_each_segmentation_source_once(mini):
