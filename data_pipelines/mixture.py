@@ -6,7 +6,8 @@ over all sources of the meta file (`meta_file.py`), each opened with `PsalmReade
 and text-only conversations). Like the original's `ConcatDataset`, source i fills
 `count_i` consecutive indices:
   no `weight`: count_i = n_i x repeat_time (n_i entries read from its file), or for
-               repeat_time < 1 its first int(n_i x repeat_time) entries;
+               repeat_time < 1 its first int(n_i x repeat_time) entries (of those kept:
+               the original slices the file's lines before skipping any);
   `weight`:    count_i = round(N x weight_i / sum(weights)) with N the unweighted total, its
                entries taken in a seeded order, cycling when count_i > n_i.
 The grain chain (`train_pipeline.sample_dataset`) shuffles the whole index space every
