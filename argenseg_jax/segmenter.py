@@ -111,6 +111,15 @@ class Segmenter:
       raise ValueError(f'{len(prompts)} prompts but {len(pixels)} image tiles (one per prompt).')
     return SamplerOutput(*(x[:len(prompts)] for x in self._sample(prompts, pixels)))
 
+  def prompt_ids(self, question) -> list[int]:
+    """The prompt of one question (whole text or `chat_template.Referring`) as this model
+    was trained; ValueError if it is empty, too long or spells a special token."""
+    return chat_template.prompt_ids(self.tokenizer, question,
+                                    tokens_per_tile=self.spec.image_tokens,
+                                    system=self.spec.system_prompt,
+                                    style=self.spec.question_style,
+                                    max_length=self.max_prompt_tokens)
+
   def segment(self, images: Sequence, prompts: Sequence) -> list[Result]:
     """One result per (image, question) pair; images are PIL (any mode), uint8
     `[H, W, 3]` or file paths; a question is whole text (without `<image>` it gets one)
@@ -119,10 +128,7 @@ class Segmenter:
     if len(images) != len(prompts):
       raise ValueError(f'{len(images)} images but {len(prompts)} prompts.')
     images = [_rgb(img) for img in images]
-    ids = [chat_template.prompt_ids(self.tokenizer, p, tokens_per_tile=self.spec.image_tokens,
-                                    system=self.spec.system_prompt,
-                                    style=self.spec.question_style,
-                                    max_length=self.max_prompt_tokens) for p in prompts]
+    ids = [self.prompt_ids(p) for p in prompts]
     results = []
     for start in range(0, len(images), self.batch_size):
       end = start + self.batch_size

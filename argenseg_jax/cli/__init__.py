@@ -6,6 +6,7 @@
   argenseg convert vae     VAR vae_ch160v4096z32.pth -> our checkpoint directory
   argenseg convert model   ARGenSeg-8B (Hugging Face-style directory) -> our checkpoint
   argenseg segment         segment an image from a referring expression
+  argenseg serve           a web page and an HTTP API on a model
   argenseg train           train or fine-tune (resumes when rerun)
   argenseg eval            cIoU / gIoU / precision@k / N-acc of a checkpoint on a dataset
   argenseg plan            per-device memory and FLOPs of a mesh, from shapes alone
@@ -20,7 +21,7 @@ import time
 from absl import flags
 
 from argenseg_jax import bundled, plan, user_input
-from argenseg_jax.cli import evaluate, segment
+from argenseg_jax.cli import evaluate, segment, serve
 from argenseg_jax.evaluation import evaluator, grounding
 
 # `argenseg train` stopped by SIGTERM after saving: EX_TEMPFAIL of sysexits.h, "try again
@@ -187,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
   sg.add_argument('--batch-size', type=user_input.positive_int, default=8,
                   help='--batch: questions per model call')
   sg.set_defaults(func=segment.run)
+
+  sv = sub.add_parser('serve', help='a web page and an HTTP API on a model (localhost)',
+                      description=serve.__doc__,
+                      formatter_class=argparse.RawDescriptionHelpFormatter)
+  serve.add_arguments(sv)
+  sv.set_defaults(func=serve.run)
 
   tr = sub.add_parser('train', help='train or fine-tune; rerun the same command to resume',
                       description='Train with a config of configs/ (e.g. configs/train_tiny.py'

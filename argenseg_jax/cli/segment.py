@@ -26,28 +26,6 @@ class Job(NamedTuple):
   origin: str = ''
 
 
-def text_arg(value, name: str, hint: str, where: str = '') -> str | None:
-  """`value` if it is non-empty text, None if it is absent; anything else is refused."""
-  if value is None or (isinstance(value, str) and value.strip()):
-    return value
-  got = 'empty' if isinstance(value, str) else f'{value!r}, not text'
-  raise ValueError(f'{where}{name} is {got}: {hint}.')
-
-
-def parse_question(prompt, expression, names: tuple[str, str], where: str = ''):
-  """A whole `prompt`, or a referring `expression` as a `chat_template.Referring` (the
-  model asks it in the referring question it was trained with); None if neither is
-  given. `names` name the two in errors."""
-  prompt = text_arg(prompt, names[0], 'give a whole question, e.g. "<image>\\nPlease segment '
-                 'the red circle."', where)
-  expression = text_arg(expression, names[1], 'name what to segment, e.g. "the red circle"',
-                     where)
-  if prompt is not None and expression is not None:
-    raise ValueError(f'{where}give {names[0]} (a whole question) or {names[1]} (wrapped in '
-                     'the referring question the models were trained with), not both.')
-  return prompt if expression is None else chat_template.Referring((expression,))
-
-
 BATCH_KEYS = ('image', 'prompt', 'expression', 'out')
 
 
@@ -69,12 +47,14 @@ def batch_jobs(path: epath.Path, previews) -> list[Job]:
                           f'got {line[:80]!r}.')
     if not isinstance(row, dict) or set(row) - set(BATCH_KEYS):
       raise expected
-    image = text_arg(row.get('image'), '"image"', 'give the path of an image file', where)
-    question = parse_question(row.get('prompt'), row.get('expression'),
+    image = user_input.text_arg(row.get('image'), '"image"', 'give the path of an image file',
+                                where)
+    question = user_input.parse_question(row.get('prompt'), row.get('expression'),
                               ('"prompt"', '"expression"'), where)
     if image is None or question is None:
       raise expected
-    out = text_arg(row.get('out'), '"out"', 'give a PNG file name or leave "out" out', where)
+    out = user_input.text_arg(row.get('out'), '"out"', 'give a PNG file name or leave "out" out',
+                              where)
     out = user_input.path(out or f'{user_input.path(image).stem}_line{n}_mask.png')
     jobs.append(Job(image, question, out, user_input.path(previews) / f'line{n}' if previews
                     else None, f'{path}:{n}: "out"', where))
@@ -85,7 +65,7 @@ def batch_jobs(path: epath.Path, previews) -> list[Job]:
 
 def requests_of(args) -> list[Job]:
   """The requests of `argenseg segment`, from the flags or `--batch`."""
-  text = parse_question(args.prompt, args.expression, ('--prompt', '--expression'))
+  text = user_input.parse_question(args.prompt, args.expression, ('--prompt', '--expression'))
   if args.batch:
     if text or args.image or args.out:
       raise ValueError('--batch FILE.jsonl replaces --image/--prompt/--expression/--out.')
