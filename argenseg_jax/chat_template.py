@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from argenseg_jax import user_input
 from argenseg_jax.tokenizer import Tokenizer
 
 SYSTEM_PROMPT = ('你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作'
@@ -190,3 +191,17 @@ def training_example(tokenizer: Tokenizer, conversation: list[dict], *, num_tile
     labels += turn_labels
   check_length(len(ids), max_length)
   return Example(np.asarray(ids, np.int32), np.asarray(labels, np.int32), num_masks)
+
+
+def parse_question(prompt, expression, names: tuple[str, str], where: str = ''):
+  """A whole `prompt`, or a referring `expression` as a `chat_template.Referring` (the
+  model asks it in the referring question it was trained with); None if neither is
+  given. `names` name the two in errors."""
+  prompt = user_input.text_arg(prompt, names[0], 'give a whole question, e.g. "<image>\\n'
+                               'Please segment the red circle."', where)
+  expression = user_input.text_arg(expression, names[1], 'name what to segment, e.g. "the red '
+                                   'circle"', where)
+  if prompt is not None and expression is not None:
+    raise ValueError(f'{where}give {names[0]} (a whole question) or {names[1]} (wrapped in '
+                     'the referring question the models were trained with), not both.')
+  return prompt if expression is None else Referring((expression,))

@@ -10,8 +10,6 @@ import secrets
 
 from etils import epath
 
-from argenseg_jax import chat_template
-
 # `scheme://` at the start of a path: a cloud URL (gs://, s3://, ...), not a local path.
 _URL = re.compile(r'^[A-Za-z][A-Za-z0-9+.-]*://')
 
@@ -125,17 +123,3 @@ def text_arg(value, name: str, hint: str, where: str = '') -> str | None:
     return value
   got = 'empty' if isinstance(value, str) else f'{value!r}, not text'
   raise ValueError(f'{where}{name} is {got}: {hint}.')
-
-
-def parse_question(prompt, expression, names: tuple[str, str], where: str = ''):
-  """A whole `prompt`, or a referring `expression` as a `chat_template.Referring` (the
-  model asks it in the referring question it was trained with); None if neither is
-  given. `names` name the two in errors."""
-  prompt = text_arg(prompt, names[0], 'give a whole question, e.g. "<image>\\nPlease segment '
-                    'the red circle."', where)
-  expression = text_arg(expression, names[1], 'name what to segment, e.g. "the red circle"',
-                        where)
-  if prompt is not None and expression is not None:
-    raise ValueError(f'{where}give {names[0]} (a whole question) or {names[1]} (wrapped in '
-                     'the referring question the models were trained with), not both.')
-  return prompt if expression is None else chat_template.Referring((expression,))

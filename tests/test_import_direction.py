@@ -5,6 +5,8 @@ counts, including those inside functions."""
 
 import ast
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -53,3 +55,29 @@ def test_the_check_sees_imports_inside_functions(tmp_path, monkeypatch):
   (package / 'cli' / 'run.py').write_text('from data_pipelines import data_spec\n')
   monkeypatch.setitem(globals(), 'ROOT', tmp_path)
   assert violations('argenseg_jax') == ['argenseg_jax/cycle.py:2: data_pipelines.data_spec']
+
+
+FRESH_IMPORTS = '''
+import importlib, sys, traceback
+failed = []
+for name in sys.argv[1:]:
+  for cached in [m for m in sys.modules if m.split('.')[0] in ('argenseg_jax', 'data_pipelines')]:
+    del sys.modules[cached]
+  try:
+    importlib.import_module(name)
+  except Exception:
+    failed.append(name + ': ' + traceback.format_exc().strip().splitlines()[-1])
+print('\\n'.join(failed))
+sys.exit(1 if failed else 0)
+'''
+
+
+def test_every_module_imports_first():
+  """Each module imports on its own, before any other of ours (an import cycle fails
+  only in some orders; the test modules import in one order)."""
+  modules = ['.'.join(p.relative_to(ROOT).with_suffix('').parts).removesuffix('.__init__')
+             for package in FORBIDDEN for p in sorted((ROOT / package).rglob('*.py'))
+             if p.name != '__main__.py']
+  run = subprocess.run([sys.executable, '-c', FRESH_IMPORTS, *modules], capture_output=True,
+                       text=True, cwd=ROOT, check=False)
+  assert run.returncode == 0, run.stdout + run.stderr[-2000:]

@@ -49,7 +49,7 @@ def batch_jobs(path: epath.Path, previews) -> list[Job]:
       raise expected
     image = user_input.text_arg(row.get('image'), '"image"', 'give the path of an image file',
                                 where)
-    question = user_input.parse_question(row.get('prompt'), row.get('expression'),
+    question = chat_template.parse_question(row.get('prompt'), row.get('expression'),
                               ('"prompt"', '"expression"'), where)
     if image is None or question is None:
       raise expected
@@ -65,7 +65,7 @@ def batch_jobs(path: epath.Path, previews) -> list[Job]:
 
 def requests_of(args) -> list[Job]:
   """The requests of `argenseg segment`, from the flags or `--batch`."""
-  text = user_input.parse_question(args.prompt, args.expression, ('--prompt', '--expression'))
+  text = chat_template.parse_question(args.prompt, args.expression, ('--prompt', '--expression'))
   if args.batch:
     if text or args.image or args.out:
       raise ValueError('--batch FILE.jsonl replaces --image/--prompt/--expression/--out.')

@@ -2,7 +2,7 @@
 file), `expression` or `prompt` (text), and optionally `overlay` and `previews` (1 or 0)
 and `timeout` (seconds, at most the server's). The checks are those of `argenseg
 segment`: the image is read by `image_io.read_rgb` (from a file in the server's
-temporary folder, removed at once), the text by `user_input.parse_question` and
+temporary folder, removed at once), the text by `chat_template.parse_question` and
 `chat_template.check_text`. Every refusal is a `RequestError` that names the field."""
 
 import os
@@ -12,7 +12,7 @@ import tempfile
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from argenseg_jax import chat_template, image_io, user_input
+from argenseg_jax import chat_template, image_io
 from argenseg_jax.serve.engine import Engine, Query
 from argenseg_jax.serve.limits import Limits, RequestError
 
@@ -101,7 +101,7 @@ def read_query(form: FormData, engine: Engine, limits: Limits, folder: str) -> Q
       raise RequestError(400, f'"{name}" is given {len(form.getlist(name))} times; give it once.')
   prompt, expression = _text(form, 'prompt', limits), _text(form, 'expression', limits)
   try:
-    question = user_input.parse_question(prompt, expression, ('"prompt"', '"expression"'))
+    question = chat_template.parse_question(prompt, expression, ('"prompt"', '"expression"'))
     if question is None:
       raise ValueError('give "expression" (what to segment, e.g. "the red circle") or '
                        '"prompt" (a whole question).')
