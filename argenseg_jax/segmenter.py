@@ -87,6 +87,10 @@ class Segmenter:
     return image_io.signed_to_uint8(
         self.vqvae.decode(self.vqvae.split_codes(codes), all_scales=all_scales))
 
+  def padded_width(self, length: int) -> int:
+    """The width a batch whose longest prompt has `length` tokens is left-padded to."""
+    return -(-length // self.bucket) * self.bucket
+
   def _sample(self, prompts: list[list[int]], pixels: np.ndarray) -> SamplerOutput:
     """The sampler on the rows padded to a multiple of `batch_size` (numpy arrays)."""
     longest = max(len(p) for p in prompts)
@@ -96,7 +100,7 @@ class Segmenter:
     rows = -(-len(prompts) // self.batch_size) * self.batch_size
     prompts = list(prompts) + [prompts[-1]] * (rows - len(prompts))
     pixels = np.concatenate([pixels, np.repeat(pixels[-1:], rows - len(pixels), axis=0)])
-    width = -(-longest // self.bucket) * self.bucket
+    width = self.padded_width(longest)
     pad = self.sampler_config.pad_token_id
     ids = np.array([[pad] * (width - len(p)) + list(p) for p in prompts], np.int32)
     mask = np.array([[0] * (width - len(p)) + [1] * len(p) for p in prompts], bool)

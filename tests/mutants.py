@@ -282,8 +282,11 @@ MUTANTS = (
            'return self.source.epoch_sample(k, g // len(self.source))',
            'return self.source.epoch_sample(k, 0)', T_MIXTURE),
     Mutant('serve_answers_reversed', 'argenseg_jax/serve/batcher.py',
-           'zip(batch, answers, strict=True)', 'zip(batch, answers[::-1], strict=True)',
+           'item.answer.set_result(answers[k])', 'item.answer.set_result(answers[-1 - k])',
            ('tests/test_serve.py', '-k', 'batches_group')),
+    Mutant('serve_answer_to_a_request_gone', 'argenseg_jax/serve/batcher.py',
+           '        if item.answer.done():  # timed out while its batch ran: the answer is '
+           'dropped\n          continue\n', '', ('tests/test_serve.py', '-k', 'survives')),
     Mutant('serve_queue_one_too_many', 'argenseg_jax/serve/batcher.py',
            'if len(self._waiting) >= self.capacity:', 'if len(self._waiting) > self.capacity:',
            ('tests/test_serve.py', '-k', 'full_queue_refuses')),

@@ -5,8 +5,11 @@ and concurrent requests that equal their single answers bit for bit."""
 import asyncio
 import concurrent.futures
 import io
+import json
 import os
+import socket
 import threading
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -64,6 +67,32 @@ def test_a_full_queue_refuses_and_a_timed_out_request_leaves_it():
 
   answers, seen = _batches(submit, max_batch=4, window_s=0.3, capacity=2)
   assert answers == [10, 40] and seen == [[1, 4]]
+
+
+def test_the_loop_survives_a_failing_batch_and_a_request_gone_mid_batch():
+  calls = []
+
+  def run(queries):
+    calls.append(list(queries))
+    if len(calls) == 1:
+      raise ValueError('planted')
+    threading.Event().wait(0.2)  # long enough for a request's timeout to pass
+    return [q * 10 for q in queries]
+
+  async def main():
+    batcher = Batcher(run, max_batch=2, window_s=0.0, capacity=4)
+    await batcher.start()
+    try:
+      with pytest.raises(ValueError, match='planted'):
+        await batcher.submit(1, 'a', 5)  # the model raised: its request hears it
+      with pytest.raises(asyncio.TimeoutError):
+        await batcher.submit(2, 'a', 0.05)  # gone while its batch runs
+      await asyncio.sleep(0.3)
+      return await batcher.submit(3, 'a', 5)  # the loop still answers
+    finally:
+      await batcher.stop()
+
+  assert asyncio.run(main()) == 30 and calls == [[1], [2], [3]]
 
 
 def _png(image) -> bytes:
@@ -156,6 +185,19 @@ def test_bad_input_is_one_json_line_with_its_status(server, name):
   assert (status, reply['status']) == (expected, expected)
   assert headers['content-type'] == 'application/json'
   assert words in reply['error'] and '\n' not in reply['error']
+
+
+def test_other_hosts_and_huge_bodies_are_refused_at_once(server):
+  request = urllib.request.Request(server.url + 'api/info', headers={'Host': 'evil.example'})
+  with pytest.raises(urllib.error.HTTPError) as refused:
+    urllib.request.urlopen(request)
+  reply = json.loads(refused.value.read())
+  assert refused.value.code == 400 and "not 'evil.example'" in reply['error']
+  with socket.create_connection(server.url.split('/')[2].split(':')) as sock:
+    sock.sendall(b'POST /api/segment HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: '
+                 b'multipart/form-data; boundary=x\r\nContent-Length: 999999999\r\n\r\n')
+    answer = sock.recv(4096).decode()
+  assert answer.startswith('HTTP/1.1 413') and 'connection: close' in answer.lower()
 
 
 def test_a_request_that_cannot_be_answered_in_time_gets_504(server):

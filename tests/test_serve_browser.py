@@ -111,7 +111,11 @@ def test_the_page_segments_the_bundled_scene(browser, tmp_path):
     assert browser.run("return document.getElementById('scales').children.length") == 6
     assert browser.run("return document.getElementById('download').href").startswith(
         'data:image/png;base64,')
+    assert browser.run("return document.getElementById('answer').textContent") == \
+        '"Sure, the segmentation result: ."'
+    first = browser.run("return document.getElementById('animcap').textContent")
     time.sleep(1.3)  # the animation moves on to a finer scale
+    assert browser.run("return document.getElementById('animcap').textContent") != first
     shot = tmp_path / 'serve_page.png'
     shot.write_bytes(base64.b64decode(browser.call('GET', 'screenshot')))
     print(f'screenshot: {shot}')

@@ -92,7 +92,8 @@ def run(args) -> int:
       models.warm_up(image_io.read_rgb(bundled.SCENE),
                      chat_template.Referring((bundled.SCENE_EXPRESSION,)))
       web = app.create_app(models, bounds, args.window_ms / 1000, folder,
-                           str(args.checkpoint or f'the bundled small ARGenSeg ({checkpoint})'))
+                           str(args.checkpoint or f'the bundled small ARGenSeg ({checkpoint})'),
+                           args.host)
       print(f'argenseg serve: ready on {url} (batch sizes '
             f'{",".join(map(str, models.batch_sizes))}, window {args.window_ms} ms)', flush=True)
       uvicorn.Server(uvicorn.Config(web, log_level='warning')).run(sockets=[sock])

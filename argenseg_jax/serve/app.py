@@ -18,7 +18,9 @@ import time
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -52,10 +54,37 @@ async def _bug(_, exc: Exception) -> JSONResponse:
   return _error(500, f'internal error ({type(exc).__name__}: {exc}); this is a bug.')
 
 
+class HostCheck:
+  """ASGI middleware: requests whose Host header is not in `hosts` get a JSON 400."""
+
+  def __init__(self, app, hosts: list[str]):
+    self.app = app
+    self.hosts = hosts
+
+  async def __call__(self, scope, receive, send):
+    if scope['type'] == 'http' and '*' not in self.hosts:
+      host = Headers(scope=scope).get('host', '')
+      name = host[:host.find(']') + 1] if host.startswith('[') else host.split(':')[0]
+      if name not in self.hosts:
+        response = _error(400, f'this server answers Host {", ".join(self.hosts)}, not '
+                          f'{host!r}; use one of those (or start it with --host).')
+        return await response(scope, receive, send)
+    return await self.app(scope, receive, send)
+
+
+def allowed_hosts(host: str) -> list[str]:
+  """The Host headers answered: this machine's names when listening on it (a web page on
+  another site cannot reach the server by rebinding its own name to 127.0.0.1), any
+  when listening on every address."""
+  if host in ('0.0.0.0', '::', ''):
+    return ['*']
+  return sorted({'127.0.0.1', 'localhost', '[::1]', host if ':' not in host else f'[{host}]'})
+
+
 def create_app(engine: Engine, limits: Limits, window_s: float, folder: str,
-               model: str) -> Starlette:
+               model: str, host: str = '127.0.0.1') -> Starlette:
   """The app on `engine`; uploads pass through files in `folder`; `model` names the
-  checkpoint in /api/info."""
+  checkpoint in /api/info; `host` is the listening address (`allowed_hosts`)."""
   batcher = Batcher(engine.run, max(engine.batch_sizes), window_s, limits.queue)
   scene = bundled.SCENE.read_bytes()
 
@@ -103,4 +132,5 @@ def create_app(engine: Engine, limits: Limits, window_s: float, folder: str,
       routes=[Route('/', page), Route('/api/info', info), Route('/scene.png', scene_png),
               Route('/api/segment', segment, methods=['POST'])],
       exception_handlers={RequestError: _refused, HTTPException: _http_error, Exception: _bug},
+      middleware=[Middleware(HostCheck, hosts=allowed_hosts(host))],
       lifespan=lifespan)

@@ -58,6 +58,8 @@ class Batcher:
 
   async def submit(self, query, key: Hashable, timeout_s: float):
     """`query`'s answer; `QueueFull`, or `asyncio.TimeoutError` after `timeout_s`."""
+    if self._task.done():  # a bug stopped the loop: say so at once, not after a timeout
+      raise RuntimeError('the model loop has stopped; restart the server')
     self._prune()
     if len(self._waiting) >= self.capacity:
       raise QueueFull(f'{self.capacity} requests are waiting')
@@ -95,11 +97,15 @@ class Batcher:
       batch = await self._next_batch()
       try:
         answers = await loop.run_in_executor(self._worker, self._run, [i.query for i in batch])
+        if len(answers) != len(batch):
+          raise RuntimeError(f'{len(answers)} answers for a batch of {len(batch)}')
       except Exception as e:  # pylint: disable=broad-except  # a bug: each request reports it
-        for item in batch:
-          if not item.answer.done():
-            item.answer.set_exception(e)
-        continue
-      for item, answer in zip(batch, answers, strict=True):
-        if not item.answer.done():
-          item.answer.set_result(answer)
+        answers = None
+        failure = e
+      for k, item in enumerate(batch):
+        if item.answer.done():  # timed out while its batch ran: the answer is dropped
+          continue
+        if answers is None:
+          item.answer.set_exception(failure)
+        else:
+          item.answer.set_result(answers[k])

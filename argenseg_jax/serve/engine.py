@@ -53,8 +53,7 @@ class Engine:
 
   def prompt_width(self, question: str | chat_template.Referring) -> int:
     """The padded width of `question`'s prompt; ValueError if it is empty or too long."""
-    bucket = self._seg.bucket
-    return -(-len(self._seg.prompt_ids(question)) // bucket) * bucket
+    return self._seg.padded_width(len(self._seg.prompt_ids(question)))
 
   def run(self, queries: Sequence[Query]) -> list[Answer]:
     """One answer per query, in order; at most `max(batch_sizes)` queries of one width."""

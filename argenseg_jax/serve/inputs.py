@@ -10,7 +10,7 @@ import re
 import tempfile
 
 from starlette.datastructures import FormData, UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from argenseg_jax import chat_template, image_io
 from argenseg_jax.serve.engine import Engine, Query
@@ -20,20 +20,39 @@ FIELDS = ('image', 'expression', 'prompt', 'overlay', 'previews', 'timeout')
 EXAMPLE = "curl -F image=@photo.jpg -F expression='the red circle' URL/api/segment"
 
 
+DRAIN_FACTOR = 4  # an oversized body is read up to this many limits, then the line closes
+
+
+def _too_large(size: int, limits: Limits, close: bool) -> RequestError:
+  return RequestError(413, f'the request is {"over " if close else ""}{size} bytes, over the '
+                      f'limit of {limits.max_bytes}; send a smaller image (or start the server '
+                      'with a larger --max-mb).', {'Connection': 'close'} if close else None)
+
+
 async def read_form(request: Request, limits: Limits) -> FormData:
-  """The multipart form of `request`; a body over `limits.max_bytes` is read to its end
-  (so that the client hears the answer) but not kept, and refused with 413."""
-  if not request.headers.get('content-type', '').startswith('multipart/form-data'):
+  """The multipart form of `request`. A body over `limits.max_bytes` is refused with 413
+  after reading it without keeping it (so that the client hears the answer); one over
+  `DRAIN_FACTOR` limits (by its Content-Length, or as it arrives) at once, closing the
+  connection."""
+  content_type = request.headers.get('content-type', '').lower()
+  if not content_type.startswith('multipart/form-data'):
     raise RequestError(400, 'send multipart/form-data with an image file and an expression '
                        f'or a prompt, e.g. {EXAMPLE}.')
+  declared = request.headers.get('content-length', '')
+  if declared.isdigit() and int(declared) > DRAIN_FACTOR * limits.max_bytes:
+    raise _too_large(int(declared), limits, close=True)
   body, size = bytearray(), 0
-  async for chunk in request.stream():
-    size += len(chunk)
-    if size <= limits.max_bytes:
-      body += chunk
+  try:
+    async for chunk in request.stream():
+      size += len(chunk)
+      if size <= limits.max_bytes:
+        body += chunk
+      elif size > DRAIN_FACTOR * limits.max_bytes:
+        raise _too_large(size, limits, close=True)
+  except ClientDisconnect:
+    raise RequestError(400, 'the client went away before sending the whole request.') from None
   if size > limits.max_bytes:
-    raise RequestError(413, f'the request is {size} bytes, over the limit of {limits.max_bytes}; '
-                       'send a smaller image (or start the server with a larger --max-mb).')
+    raise _too_large(size, limits, close=False)
 
   async def replay():
     return {'type': 'http.request', 'body': bytes(body), 'more_body': False}

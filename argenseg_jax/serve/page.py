@@ -99,6 +99,7 @@ function show(j) {
   $('answer').textContent = JSON.stringify(j.text);
   const frames = j.scales_png.map(png);
   for (const id of ['overlay', 'mask', 'anim']) $(id).removeAttribute('src');
+  $('download').removeAttribute('href');
   $('scales').replaceChildren();
   if (timer) clearInterval(timer);
   if (j.mask_png) {
@@ -140,7 +141,10 @@ $('form').addEventListener('submit', async (event) => {
   try {
     const r = await fetch('/api/segment', {method: 'POST', body: data});
     const j = await r.json();
-    if (!r.ok) return status('Error ' + r.status + ': ' + j.error, true);
+    if (!r.ok) {
+      document.body.classList.remove('answered');  // no earlier answer beside the error
+      return status('Error ' + r.status + ': ' + j.error, true);
+    }
     show(j);
     status(j.mask_png ? 'Answered in ' + j.seconds + ' s.'
                       : 'Answered in ' + j.seconds + ' s, without a mask.');
