@@ -7,6 +7,7 @@ image reader) goes to a temporary folder that it removes when it stops (Ctrl-C o
 SIGTERM)."""
 
 import argparse
+import os
 import signal
 import socket
 import sys
@@ -83,9 +84,11 @@ def run(args) -> int:
   bounds = limits.Limits(max_bytes=args.max_mb * 2**20, max_pixels=args.max_pixels,
                          max_text=args.max_text, queue=args.queue, timeout_s=args.timeout)
   previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as on Ctrl-C
+  saved_tmpdir = os.environ.get('TMPDIR')
   try:
     with sock, tempfile.TemporaryDirectory(prefix='argenseg-serve-') as folder:
       tempfile.tempdir = folder  # any temporary file of the web stack (large uploads) too
+      os.environ['TMPDIR'] = folder  # and of native code started from here on
       seg = Segmenter.load(checkpoint, sampler_config=SamplerConfig(
           max_new_tokens=args.max_new_tokens))
       models = engine.Engine(seg, args.batch_sizes)
@@ -101,6 +104,10 @@ def run(args) -> int:
     pass
   finally:
     tempfile.tempdir = None
+    if saved_tmpdir is None:
+      os.environ.pop('TMPDIR', None)
+    else:
+      os.environ['TMPDIR'] = saved_tmpdir
     signal.signal(signal.SIGTERM, previous)
   print('argenseg serve: stopped', flush=True)
   return 0
