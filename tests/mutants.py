@@ -120,7 +120,7 @@ MUTANTS = (
            "masks=np.concatenate([e['masks'] for e in examples])",
            "masks=np.concatenate([e['masks'] for e in examples[::-1]])", T_INPUTS),
     Mutant('every_process_reads_one_shard', PIPELINE,
-           'ds = ds[cfg.process_index::cfg.process_count]', 'ds = ds[::cfg.process_count]',
+           'return ds[cfg.process_index::cfg.process_count]', 'return ds[::cfg.process_count]',
            T_SHARDS),
     Mutant('shuffle_seed_per_process', PIPELINE, '.shuffle(seed=cfg.seed)',
            '.shuffle(seed=cfg.seed + cfg.process_index)', T_SHARDS),
