@@ -39,7 +39,8 @@ from argenseg_jax.config_args import load_config
 from argenseg_jax.models import var_vqvae_io
 from argenseg_jax.tokenizer import load_tokenizer
 from argenseg_jax.training import metric_writer, trainer
-from data_pipelines import train_pipeline
+from data_pipelines import data_spec, train_pipeline
+from data_pipelines.mixture import Mixture
 from tests.conftest import REPO
 from tests.test_training import compile_cache
 
@@ -182,6 +183,23 @@ def test_segment_reads_and_writes_the_cloud(gcs, capsys):
   _fails(['segment', '--checkpoint', 'gs://bucket/small', '--image', 'gs://bucket/scene.png',
           '--expression', 'x', '--out', 'gs://bucket/out/mask.png/m.png'], capsys,
          'gs://bucket/out/mask.png is a file, not a folder')
+  _nothing_local()
+
+
+def test_a_meta_file_mixture_in_the_cloud(gcs):
+  """The bundled miniature in the bucket: the meta file, its annotations, images, masks
+  and panoptic PNGs are all read through gs:// (training and evaluation views)."""
+  shutil.copytree(bundled.MIXTURE_TINY, gcs / 'mini')
+  local = Mixture(bundled.MIXTURE_TINY / 'meta.json', bundled.MIXTURE_TINY)
+  cloud = Mixture('gs://bucket/mini/meta.json', 'gs://bucket/mini')
+  assert cloud.counts == local.counts
+  for k in range(0, len(cloud), 5):
+    a, b = cloud[k], local[k]
+    assert a.origin.startswith('gs://bucket/mini/anns/') and a.conversation == b.conversation
+    for x, y in zip(a.masks, b.masks, strict=True):
+      np.testing.assert_array_equal(x, y)
+  view = data_spec.open_source('meta:gs://bucket/mini/meta.json@gs://bucket/mini')
+  assert view.groups == ('refcoco', 'gref', 'coco_seg', 'ade', 'lisa_inst')
   _nothing_local()
 
 
