@@ -38,22 +38,30 @@ def read_rgb(path, max_pixels: int = MAX_PIXELS) -> Image.Image:
   path = user_input.path(path)
   if not path.is_file():
     raise FileNotFoundError(f'image not found: {path}')
+  with path.open('rb') as f:
+    return decode_rgb(f, str(path), max_pixels)
+
+
+def decode_rgb(f, name: str, max_pixels: int = MAX_PIXELS) -> Image.Image:
+  """The image in the open binary file `f` as RGB PIL, refusing what `read_rgb` refuses
+  with an `ImageError` that names it `name`."""
   try:
     with warnings.catch_warnings():
       warnings.simplefilter('error', Image.DecompressionBombWarning)
-      with path.open('rb') as f, Image.open(f) as img:
+      with Image.open(f) as img:
         if img.width * img.height > max_pixels:
-          raise ImageError(f'{path}: {img.width}x{img.height} pixels is over the limit of '
+          raise ImageError(f'{name}: {img.width}x{img.height} pixels is over the limit of '
                            f'{max_pixels} (a decompression bomb?); resize it first.')
         img.load()
         return to_rgb(img)
   except ImageError:
     raise
   except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-    raise ImageError(f'{path}: refused as a decompression bomb ({e}).') from None
+    raise ImageError(f'{name}: refused as a decompression bomb ({e}).') from None
   except (OSError, SyntaxError, ValueError) as e:
-    raise ImageError(f'{path} is not a readable image (truncated or not an image '
-                     f'file): {e}') from None
+    detail = str(e).replace(f' {f!r}', '')  # PIL names the file object, not the file
+    raise ImageError(f'{name} is not a readable image (truncated or not an image '
+                     f'file): {detail}') from None
 
 
 def as_rgb(image: 'str | epath.PathLike | np.ndarray') -> Image.Image:

@@ -33,19 +33,27 @@ def _foreground(pixels: np.ndarray, lossy: bool) -> np.ndarray:
   return pixels > 127
 
 
-def read_mask(path, origin: str) -> np.ndarray:
-  """Reads a mask file as bool `[H, W]`; errors name `origin` and the file."""
+def read_pixels(path, origin: str, convert, what: str = 'mask',
+                readable: str = 'mask image') -> np.ndarray:
+  """`convert(img)` of the image file `path` (a PIL image in, an array out; a ValueError
+  of it refuses the file); missing, unreadable or over-`MAX_PIXELS` files are refused
+  with errors naming `origin`, the file and `what` it is."""
   path = user_input.path(path)
   if not path.is_file():
-    raise FileNotFoundError(f'{origin}: mask not found: {path}')
+    raise FileNotFoundError(f'{origin}: {what} not found: {path}')
   try:
     with warnings.catch_warnings():
       warnings.simplefilter('error', Image.DecompressionBombWarning)
       with path.open('rb') as f, Image.open(f) as img:
         if img.width * img.height > MAX_PIXELS:
           raise ValueError(f'{img.width}x{img.height} pixels is over the limit {MAX_PIXELS}')
-        pixels = _channel_max(img)
+        return convert(img)
   except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
           Image.DecompressionBombError) as e:
-    raise ValueError(f'{origin}: {path} is not a readable mask image: {e}') from None
-  return _foreground(pixels, path.suffix.lower() in _LOSSY_SUFFIXES)
+    raise ValueError(f'{origin}: {path} is not a readable {readable}: {e}') from None
+
+
+def read_mask(path, origin: str) -> np.ndarray:
+  """Reads a mask file as bool `[H, W]`; errors name `origin` and the file."""
+  pixels = read_pixels(path, origin, _channel_max)
+  return _foreground(pixels, user_input.path(path).suffix.lower() in _LOSSY_SUFFIXES)

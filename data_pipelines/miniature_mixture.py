@@ -26,7 +26,7 @@ import json
 import numpy as np
 
 from argenseg_jax import image_io, user_input
-from data_pipelines.synthetic_scenes import SyntheticScenes
+from data_pipelines.synthetic_scenes import Referent, SyntheticScenes
 
 PANOPTIC_CATEGORY = {'circle': 37, 'square': 72, 'triangle': 38}  # sports ball, tv, kite
 BACKGROUND_CATEGORY = 199  # wall-other-merged
@@ -75,10 +75,8 @@ def _panoptic_png(scene) -> tuple[np.ndarray, list[dict]]:
 
 
 def _union(scene, indices) -> np.ndarray:
-  mask = np.zeros(scene.background.shape[:2], bool)
-  for i in indices:
-    mask[scene.objects[i].region] |= scene.objects[i].footprint()
-  return mask
+  """bool `[H, W]`: the objects `indices` of `scene`."""
+  return scene.mask(Referent('', '', tuple(indices)))
 
 
 def write(out_dir, per_source: int = 6, size: int = 64, seed: int = 0):

@@ -31,8 +31,8 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from argenseg_jax import user_input
 from argenseg_jax.ref_sample import RefSample
+from data_pipelines.mask_files import read_pixels
 from data_pipelines.reader_checks import require_image
 
 CLASS_SLOT = '{}'
@@ -76,22 +76,18 @@ def segment_ids(rgb: np.ndarray) -> np.ndarray:
   return rgb[..., 0] + 256 * rgb[..., 1] + 256 * 256 * rgb[..., 2]
 
 
+def _ids(img: Image.Image) -> np.ndarray:
+  if img.mode in ID_MODES:
+    return np.asarray(img).astype(np.int64)
+  if img.mode not in RGB_MODES:
+    raise ValueError(f'mode {img.mode!r}: expected RGB ids (R + 256 G + 256^2 B) or one '
+                     f'channel of ids')
+  return segment_ids(np.asarray(img.convert('RGB')))
+
+
 def read_segment_ids(path: str, origin: str) -> np.ndarray:
   """The segment-id map `[H, W]` of a panoptic PNG; errors name `origin` and the file."""
-  p = user_input.path(path)
-  if not p.is_file():
-    raise FileNotFoundError(f'{origin}: panoptic mask not found: {p}')
-  try:
-    with p.open('rb') as f, Image.open(f) as img:
-      if img.mode in ID_MODES:
-        return np.asarray(img).astype(np.int64)
-      if img.mode not in RGB_MODES:
-        raise ValueError(f'mode {img.mode!r}: expected RGB ids (R + 256 G + 256^2 B) or one '
-                         f'channel of ids')
-      rgb = np.asarray(img.convert('RGB'))
-  except (OSError, SyntaxError, ValueError) as e:
-    raise ValueError(f'{origin}: {p} is not a readable panoptic PNG: {e}') from None
-  return segment_ids(rgb)
+  return read_pixels(path, origin, _ids, 'panoptic mask', 'panoptic PNG')
 
 
 def parse_segments(seg_info, origin: str) -> tuple[tuple[int, int], ...]:

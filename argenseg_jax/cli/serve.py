@@ -2,9 +2,9 @@
 
 The address is bound first (a port in use is refused before the model loads), then the
 model is loaded and every compiled batch size is warmed up on the bundled scene; the
-server answers once that is done. Everything it writes (uploads on their way to the
-image reader) goes to a temporary folder that it removes when it stops (Ctrl-C or
-SIGTERM)."""
+server answers once that is done. Everything it writes (the web stack's spooled large
+uploads, native code's temporary files) goes to a temporary folder that it removes when
+it stops (Ctrl-C or SIGTERM)."""
 
 import argparse
 import os
@@ -94,7 +94,7 @@ def run(args) -> int:
       models = engine.Engine(seg, args.batch_sizes)
       models.warm_up(image_io.read_rgb(bundled.SCENE),
                      chat_template.Referring((bundled.SCENE_EXPRESSION,)))
-      web = app.create_app(models, bounds, args.window_ms / 1000, folder,
+      web = app.create_app(models, bounds, args.window_ms / 1000,
                            str(args.checkpoint or f'the bundled small ARGenSeg ({checkpoint})'),
                            args.host)
       print(f'argenseg serve: ready on {url} (batch sizes '

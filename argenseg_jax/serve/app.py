@@ -81,10 +81,10 @@ def allowed_hosts(host: str) -> list[str]:
   return sorted({'127.0.0.1', 'localhost', '[::1]', host if ':' not in host else f'[{host}]'})
 
 
-def create_app(engine: Engine, limits: Limits, window_s: float, folder: str,
-               model: str, host: str = '127.0.0.1') -> Starlette:
-  """The app on `engine`; uploads pass through files in `folder`; `model` names the
-  checkpoint in /api/info; `host` is the listening address (`allowed_hosts`)."""
+def create_app(engine: Engine, limits: Limits, window_s: float, model: str,
+               host: str = '127.0.0.1') -> Starlette:
+  """The app on `engine`; `model` names the checkpoint in /api/info; `host` is the
+  listening address (`allowed_hosts`)."""
   batcher = Batcher(engine.run, max(engine.batch_sizes), window_s, limits.queue)
   scene = bundled.SCENE.read_bytes()
 
@@ -104,7 +104,7 @@ def create_app(engine: Engine, limits: Limits, window_s: float, folder: str,
     start = time.perf_counter()
     form = await inputs.read_form(request, limits)
     try:
-      query = await run_in_threadpool(inputs.read_query, form, engine, limits, folder)
+      query = await run_in_threadpool(inputs.read_query, form, engine, limits)
     finally:
       await form.close()
     try:

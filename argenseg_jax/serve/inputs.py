@@ -1,13 +1,9 @@
 """`POST /api/segment` -> a checked `Query`. The body is multipart/form-data: `image` (a
 file), `expression` or `prompt` (text), and optionally `overlay` and `previews` (1 or 0)
 and `timeout` (seconds, at most the server's). The checks are those of `argenseg
-segment`: the image is read by `image_io.read_rgb` (from a file in the server's
-temporary folder, removed at once), the text by `chat_template.parse_question` and
-`chat_template.check_text`. Every refusal is a `RequestError` that names the field."""
-
-import os
-import re
-import tempfile
+segment`: the image is decoded by `image_io.decode_rgb` (what `read_rgb` does for files),
+the text by `chat_template.parse_question` and `chat_template.check_text`. Every refusal
+is a `RequestError` that names the field."""
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import ClientDisconnect, Request
@@ -91,28 +87,21 @@ def _timeout(form: FormData, limits: Limits) -> float:
   return seconds
 
 
-def _image(form: FormData, limits: Limits, folder: str):
+def _image(form: FormData, limits: Limits):
   upload = form.get('image')
   if not isinstance(upload, UploadFile):
     how = 'is text' if upload is not None else 'is missing'
     raise RequestError(400, f'"image" {how}: send the image file itself, e.g. -F '
                        'image=@photo.jpg (with the @).')
-  fd, path = tempfile.mkstemp(prefix='upload-', dir=folder)
   try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(upload.file.read())
-    return image_io.read_rgb(path, max_pixels=limits.max_pixels)
+    return image_io.decode_rgb(upload.file, f'"image" ({upload.filename or "no name"})',
+                               limits.max_pixels)
   except image_io.ImageError as e:
-    reader = re.escape(f"<_io.BufferedReader name='{path}'>")  # PIL names the open file
-    name = f'"image" ({upload.filename or "no name"})'
-    message = re.sub(f' ?{reader}', '', str(e)).replace(path, name)
-    raise RequestError(400, message) from None
-  finally:
-    os.unlink(path)
+    raise RequestError(400, str(e)) from None
 
 
-def read_query(form: FormData, engine: Engine, limits: Limits, folder: str) -> Query:
-  """The checked request of `form`; images are read through files in `folder`."""
+def read_query(form: FormData, engine: Engine, limits: Limits) -> Query:
+  """The checked request of `form`."""
   for name in form:
     if name not in FIELDS:
       raise RequestError(400, f'unknown field "{name}"; the fields are {", ".join(FIELDS)}.')
@@ -132,5 +121,5 @@ def read_query(form: FormData, engine: Engine, limits: Limits, folder: str) -> Q
     width = engine.prompt_width(question)
   except ValueError as e:
     raise RequestError(400, str(e)) from None
-  return Query(_image(form, limits, folder), question, width, _flag(form, 'overlay'),
+  return Query(_image(form, limits), question, width, _flag(form, 'overlay'),
                _flag(form, 'previews'), _timeout(form, limits))
